@@ -1,0 +1,146 @@
+"""Composition root: build every object from `Settings`, mount the routes, run startup and shutdown.
+
+The chat paths are dispatched to the raw ASGI handler by exact path match; everything else goes to the FastAPI
+admin app. This is the only module that wires layers together.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from portico.cache.base import Cache, open_cache
+from portico.config.load import ConfigError, load_settings, portico_home
+from portico.config.schema import Settings
+from portico.http.asgi import Receive, Scope, Send
+from portico.http.auth import Authenticator
+from portico.http.routes.admin import create_admin_app
+from portico.http.routes.chat import ChatEndpoint, Exchange
+from portico.pipeline.gateway import Gateway
+from portico.pipeline.health import LocalHealth
+from portico.pipeline.routing import Router
+from portico.providers.registry import ProviderRegistry, load_adapters, providers_from_env
+from portico.providers.transport import Transport
+
+log = logging.getLogger("portico")
+
+CHAT_ROUTES = frozenset(
+    {
+        "/v1/chat/completions",
+        "/v1/chat/completions/",
+        "/v2/router/chat/completions",
+        "/v2/gateway/chat/completions",
+    }
+)
+
+
+def validate_config(path: str | None) -> list[str]:
+    """Every problem that would stop `serve`: schema errors and unknown provider adapters."""
+    try:
+        settings = load_settings(path)
+        ProviderRegistry.build(_provider_configs(settings))
+    except ConfigError as exc:
+        return exc.problems
+    except ValueError as exc:
+        return [str(exc)]
+    return []
+
+
+def _provider_configs(settings: Settings) -> dict[str, Any]:
+    if settings.providers:
+        return dict(settings.providers)
+    return providers_from_env(load_adapters(), os.environ)
+
+
+class PorticoApp:
+    """The ASGI application."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.transport = Transport()
+        self.providers = ProviderRegistry.build(_provider_configs(settings))
+        self.health = LocalHealth(
+            failure_threshold=settings.routing.failure_threshold, cooldown_seconds=settings.routing.cooldown_seconds
+        )
+        self.cache: Cache = open_cache(settings.cache)
+        router = Router(self.health, max_retry_after=settings.routing.max_retry_after_seconds)
+        self.gateway = Gateway(self.providers, self.transport, router, self.cache)
+        self.auth = Authenticator(settings.auth.keys)
+        self.chat = ChatEndpoint(
+            self.gateway,
+            self.auth,
+            max_body_bytes=settings.server.max_body_bytes,
+            on_done=self.record,
+            custom_host_allowlist=settings.portkey.custom_host_allowlist,
+        )
+        self.admin = create_admin_app(health=self.health_report, models=self.model_list)
+        self.ready = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if scope["method"] == "POST" and scope["path"] in CHAT_ROUTES:
+                await self.chat(scope, receive, send)
+                return
+            await self.admin(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self.admin(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        await self.transport.start()
+        self.ready = True
+
+    async def shutdown(self) -> None:
+        self.ready = False
+        await self.transport.close()
+        await self.cache.close()
+
+    def record(self, ex: Exchange) -> None:
+        """Called once per chat exchange after its response was sent."""
+
+    def health_report(self) -> dict[str, Any]:
+        cache = self.cache.health()
+        return {
+            "status": "ok" if cache.ok else "degraded",
+            "ready": self.ready,
+            "providers": sorted(self.providers.all()),
+            "cache": {"backend": cache.backend, "ok": cache.ok, "detail": cache.detail},
+            "routing": self.health.snapshot(),
+        }
+
+    def model_list(self) -> list[dict[str, Any]]:
+        return [
+            {"id": f"{name}/{model}", "object": "model", "created": 0, "owned_by": name}
+            for name, provider in sorted(self.providers.all().items())
+            for model in provider.models()
+        ]
+
+
+def create_app(settings: Settings | None = None) -> PorticoApp:
+    return PorticoApp(settings or Settings())
+
+
+def create_app_from_env() -> PorticoApp:
+    """uvicorn's factory for `portico serve` (also in every worker process): config path from $PORTICO_CONFIG."""
+    settings = load_settings(os.environ.get("PORTICO_CONFIG") or None)
+    if settings.storage.url is None:
+        portico_home().mkdir(parents=True, exist_ok=True)
+    return create_app(settings)

@@ -1,0 +1,214 @@
+"""Domain types that travel through the pipeline, from the HTTP edge to the providers and back.
+
+The request and response *bodies* stay in OpenAI's chat shape (the lingua franca every client and most upstreams
+speak), held as JSON objects so that fields the gateway does not model (vLLM sampling parameters, provider
+extensions) reach an OpenAI-compatible upstream exactly as the client sent them. Everything the gateway itself
+decides on (routing, caching, tracing) is typed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+JSONObject: TypeAlias = dict[str, Any]
+"""An OpenAI-shaped JSON object (a chat body, a completion, a chunk). Only providers and wire code look inside."""
+
+Dialect = Literal["openai", "orq", "portkey"]
+"""Which API family the client spoke; decides output details such as the default of `include_usage`."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retries of one target after its first attempt (so at most `1 + count` attempts)."""
+
+    count: int = 3
+    on_codes: frozenset[int] = frozenset({429})
+    use_retry_after: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedModel:
+    model: str
+    weight: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One place a request can be served: a model address plus per-target overrides (Portkey targets)."""
+
+    model: str
+    weight: float = 1.0
+    provider: str | None = None
+    override_params: Mapping[str, Any] = field(default_factory=dict)
+    api_key: str | None = None
+    base_url: str | None = None
+    retry: RetryPolicy | None = None
+    timeout_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingPlan:
+    """How to serve a request: a strategy over targets, each tried with its retry policy and timeout.
+
+    `mode` single: targets[0] only. fallback: in order until one succeeds. loadbalance: one weighted pick, then
+    `fallbacks` in order. Portkey configs nest plans; a nested plan stands in the place of a target.
+    """
+
+    mode: Literal["single", "fallback", "loadbalance"] = "single"
+    targets: tuple[Target | RoutingPlan, ...] = ()
+    retry: RetryPolicy | None = None
+    timeout_ms: float | None = None
+    on_status_codes: frozenset[int] | None = None
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CacheOptions:
+    ttl_seconds: int = 1800
+    namespace: str | None = None
+    force_refresh: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TraceInfo:
+    """What a request is recorded under; none of it changes the answer (so none of it enters the cache key)."""
+
+    request_id: str
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    span_name: str | None = None
+    name: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    identity: Mapping[str, Any] | None = None
+    thread: Mapping[str, Any] | None = None
+    pii_variables: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCredentials:
+    """Credentials that replace a configured provider's own for one request (BYOK, virtual keys, custom hosts)."""
+
+    api_key: str | None = None
+    base_url: str | None = None
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A validated, normalised chat request.
+
+    `body` is the OpenAI-shaped chat body *without* `model`, `stream` and every gateway-only field (routing, cache,
+    variables, identity, ...); unknown keys are kept verbatim for OpenAI-compatible upstreams.
+    """
+
+    model: str
+    body: JSONObject
+    stream: bool = False
+    include_usage: bool = False
+    dialect: Dialect = "openai"
+    routing: RoutingPlan | None = None
+    cache: CacheOptions | None = None
+    trace: TraceInfo = field(default_factory=lambda: TraceInfo(request_id=""))
+    client_key: str | None = None
+    credentials: ProviderCredentials | None = None
+    forward_headers: Mapping[str, str] = field(default_factory=dict)
+    variables: Mapping[str, Any] | None = None
+    template_engine: str = "text"
+    guardrails: tuple[tuple[str, str], ...] = ()
+    """(id, execute_on) pairs, in request order."""
+    prompt_id: str | None = None
+    knowledge_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @classmethod
+    def from_openai(cls, usage: Mapping[str, Any] | None) -> Usage:
+        if not usage:
+            return cls()
+        prompt = usage.get("prompt_tokens") or 0
+        completion = usage.get("completion_tokens") or 0
+        pdet = usage.get("prompt_tokens_details") or {}
+        cdet = usage.get("completion_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(prompt),
+            completion_tokens=int(completion),
+            total_tokens=int(usage.get("total_tokens") or prompt + completion),
+            cached_tokens=int(pdet.get("cached_tokens") or 0),
+            cache_creation_tokens=int(pdet.get("cache_creation_tokens") or 0),
+            reasoning_tokens=int(cdet.get("reasoning_tokens") or 0),
+        )
+
+    def to_openai(self) -> JSONObject:
+        out: JSONObject = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+        if self.cached_tokens or self.cache_creation_tokens:
+            out["prompt_tokens_details"] = {
+                "cached_tokens": self.cached_tokens,
+                "cache_creation_tokens": self.cache_creation_tokens,
+            }
+        if self.reasoning_tokens:
+            out["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return out
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """A complete answer in the OpenAI `chat.completion` shape.
+
+    `raw` holds the upstream bytes when they already are that shape and may be relayed unchanged (the cheap path
+    for OpenAI-compatible upstreams); it is dropped as soon as anything edits `body`.
+    """
+
+    body: JSONObject
+    raw: bytes | None = None
+    provider: str = ""
+    model: str = ""
+    dropped_params: tuple[str, ...] = ()
+
+    @property
+    def usage(self) -> Usage:
+        return Usage.from_openai(self.body.get("usage"))
+
+
+@dataclass(slots=True)
+class ChatChunk:
+    """One `chat.completion.chunk` (or an in-band error object); `raw` is its ready SSE frame when unchanged."""
+
+    data: JSONObject
+    raw: bytes | None = None
+
+    @property
+    def has_content(self) -> bool:
+        """True once the chunk carries something the client must not see twice (text, tool calls, reasoning)."""
+        for choice in self.data.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if delta.get("content") or delta.get("tool_calls") or delta.get("reasoning") or delta.get("refusal"):
+                return True
+            if choice.get("finish_reason"):
+                return True
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One upstream attempt, as the trace and the response headers report it."""
+
+    provider: str
+    model: str
+    status: int
+    latency_ms: float
+    error: str | None = None

@@ -1,0 +1,48 @@
+"""PorticoError → HTTP: one table for every status and body shape the gateway returns.
+
+Validation failures carry both shapes in one body: vLLM/FastAPI's `{"detail": [{loc, msg, type}]}` and OpenAI's
+`{"error": {message, type, param, code}}`, so every SDK shows a useful message. `/v2/*` bodies also get orq's
+top-level `code` and `message`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from portico.core.errors import PorticoError, ProviderError, ValidationFailed
+from portico.core.types import Dialect
+
+
+def error_payload(error: PorticoError, dialect: Dialect) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}
+    }
+    if isinstance(error, ValidationFailed):
+        payload["detail"] = [{"loc": list(e.loc), "msg": e.msg, "type": e.type} for e in error.errors]
+    if isinstance(error, ProviderError):
+        payload["error"]["provider"] = error.provider
+        if error.upstream_status is not None:
+            payload["error"]["upstream_status"] = error.upstream_status
+    if dialect == "orq":
+        payload["code"] = str(error.http_status)
+        payload["message"] = error.message
+    return payload
+
+
+def error_body(error: PorticoError, dialect: Dialect) -> bytes:
+    return orjson.dumps(error_payload(error, dialect))
+
+
+def error_headers(error: PorticoError) -> list[tuple[bytes, bytes]]:
+    headers: list[tuple[bytes, bytes]] = []
+    if isinstance(error, ProviderError) and error.retry_after is not None and error.http_status == 429:
+        headers.append((b"retry-after", str(max(1, round(error.retry_after))).encode()))
+    if error.http_status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    return headers
+
+
+def internal_error(request_id: str) -> PorticoError:
+    return PorticoError(f"Internal gateway error (request {request_id}); the details are in the gateway log.")

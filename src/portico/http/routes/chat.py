@@ -1,0 +1,179 @@
+"""POST /v1/chat/completions(/), /v2/router/chat/completions and /v2/gateway/chat/completions: one raw ASGI handler.
+
+Parse → authenticate → validate → `Gateway.chat()`/`stream()` → reply; every outcome, errors included, is
+summarised for the call record once the response has been sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from portico.core.errors import MalformedJSON, PorticoError
+from portico.core.types import ChatRequest, ChatResult, Dialect
+from portico.http.asgi import DisconnectWatch, Receive, Scope, Send, header_map, read_body, send_json
+from portico.http.auth import Authenticator
+from portico.http.errors import error_body, error_headers, internal_error
+from portico.http.sse import write_stream
+from portico.pipeline.gateway import Gateway, Served
+from portico.wire.convert import build_request, check_rules, validate_body
+from portico.wire.portkey import has_portkey_headers, read_portkey_headers
+from portico.wire.portkey_dialect import apply_portkey_headers
+
+log = logging.getLogger("portico.http")
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request/response as the call record sees it."""
+
+    path: str
+    request_id: str
+    started: float
+    dialect: Dialect = "openai"
+    request: ChatRequest | None = None
+    served: Served | None = None
+    status: int = 200
+    error: PorticoError | None = None
+    overhead_ms: float = 0.0
+    finished: float = 0.0
+    disconnected: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+OnDone = Callable[[Exchange], None]
+
+
+class ChatEndpoint:
+    def __init__(
+        self,
+        gateway: Gateway,
+        auth: Authenticator,
+        *,
+        max_body_bytes: int,
+        on_done: OnDone,
+        custom_host_allowlist: Sequence[str] = (),
+    ) -> None:
+        self.gateway = gateway
+        self.auth = auth
+        self.max_body_bytes = max_body_bytes
+        self.on_done = on_done
+        self.custom_host_allowlist = tuple(custom_host_allowlist)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = header_map(scope)
+        ex = Exchange(scope["path"], _request_id(headers), time.perf_counter())
+        ex.dialect = "orq" if ex.path.startswith("/v2/") else "portkey" if has_portkey_headers(headers) else "openai"
+        try:
+            request = await self._parse(ex, headers, receive)
+            if request.stream:
+                await self._stream(ex, request, send, receive)
+            else:
+                result, ex.served = await self.gateway.chat(request)
+                await self._reply(ex, result, send)
+        except PorticoError as error:
+            await self._fail(ex, error, send)
+        except Exception:
+            log.exception("unhandled error serving request %s", ex.request_id)
+            await self._fail(ex, internal_error(ex.request_id), send)
+        finally:
+            ex.finished = time.perf_counter()
+            self.on_done(ex)
+
+    async def _parse(self, ex: Exchange, headers: dict[str, str], receive: Receive) -> ChatRequest:
+        client_key = self.auth.client_key(headers)
+        body = await read_body(receive, headers, self.max_body_bytes)
+        try:
+            raw = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise MalformedJSON() from None
+        wire = validate_body(raw)
+        check_rules(wire, ex.dialect)
+        portkey = read_portkey_headers(headers) if ex.dialect != "orq" or has_portkey_headers(headers) else None
+        if portkey is not None and portkey.provider and wire.model:
+            raw["model"] = wire.model = _qualify(wire.model, portkey.provider)
+        request = build_request(
+            raw, wire, dialect=ex.dialect, request_id=ex.request_id, client_key=client_key, portkey=portkey
+        )
+        if portkey is not None:
+            request = apply_portkey_headers(
+                request,
+                headers,
+                portkey,
+                is_gateway_key=self.auth.is_gateway_key,
+                host_allowlist=self.custom_host_allowlist,
+            )
+        ex.request = request
+        return request
+
+    async def _reply(self, ex: Exchange, result: ChatResult, send: Send) -> None:
+        body = result.raw if result.raw is not None else orjson.dumps(result.body)
+        served = ex.served
+        assert served is not None
+        ex.overhead_ms = _overhead_ms(ex, served)
+        await send_json(send, 200, body, response_headers(ex, served))
+
+    async def _stream(self, ex: Exchange, request: ChatRequest, send: Send, receive: Receive) -> None:
+        with DisconnectWatch(receive) as watch:
+            try:
+                chunks, ex.served = await self.gateway.stream(request)
+                ex.overhead_ms = _overhead_ms(ex, ex.served)
+                await write_stream(send, chunks, response_headers(ex, ex.served), ex, ex.dialect)
+            except asyncio.CancelledError:
+                if not watch.disconnected:
+                    raise
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                ex.disconnected = True
+                ex.status = 499
+
+    async def _fail(self, ex: Exchange, error: PorticoError, send: Send) -> None:
+        ex.status, ex.error = error.http_status, error
+        headers = [(b"x-request-id", ex.request_id.encode()), *error_headers(error)]
+        if ex.served is not None and ex.served.attempts:
+            headers.append((b"x-portico-attempts", str(len(ex.served.attempts)).encode()))
+        await send_json(send, error.http_status, error_body(error, ex.dialect), headers)
+
+
+def response_headers(ex: Exchange, served: Served) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"x-request-id", ex.request_id.encode()),
+        (b"x-portico-provider", served.provider.encode()),
+        (b"x-portico-model", served.model.encode("latin-1", "replace")),
+        (b"x-portico-overhead-ms", f"{ex.overhead_ms:.3f}".encode()),
+    ]
+    if served.attempts:
+        headers.append((b"x-portico-attempts", str(len(served.attempts)).encode()))
+        headers.append((b"x-portkey-retry-attempt-count", str(len(served.attempts) - 1).encode()))
+    if served.cache_status is not None:
+        headers.append((b"x-portico-cache", served.cache_status.encode()))
+        headers.append((b"x-portkey-cache-status", served.cache_status.encode()))
+    if served.dropped_params:
+        headers.append((b"x-portico-dropped-params", ",".join(served.dropped_params).encode()))
+    trace_id = ex.request.trace.trace_id if ex.request is not None else None
+    if trace_id:
+        headers.append((b"x-portkey-trace-id", trace_id.encode("latin-1", "replace")))
+    return headers
+
+
+def _qualify(model: str, provider: str) -> str:
+    """With `x-portkey-provider`, bare model ids are that provider's (AMB-20); a matching prefix is kept once."""
+    return model if model.startswith(provider + "/") else f"{provider}/{model}"
+
+
+def _overhead_ms(ex: Exchange, served: Served) -> float:
+    return max(0.0, (time.perf_counter() - ex.started) * 1000 - served.upstream_ms)
+
+
+def _request_id(headers: dict[str, str]) -> str:
+    given = headers.get("x-request-id")
+    if given and len(given) <= 128 and given.isprintable():
+        return given
+    return secrets.token_hex(12)

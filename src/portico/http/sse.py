@@ -1,0 +1,49 @@
+"""Chunk batches → `text/event-stream`: `data: {chunk}` frames flushed as they arrive, `data: [DONE]` at the end.
+
+A failure after the headers are out cannot change the status, so it becomes one explicit `data: {"error": ...}`
+frame (OpenAI's error shape, which the SDKs raise on) followed by `[DONE]` (CHECKLIST ERR-05).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import orjson
+
+from portico.core.errors import PorticoError
+from portico.core.types import ChatChunk, Dialect
+from portico.http.asgi import Headers, Send
+from portico.http.errors import error_payload
+
+if TYPE_CHECKING:
+    from portico.http.routes.chat import Exchange
+
+DONE = b"data: [DONE]\n\n"
+SSE_HEADERS: Headers = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def encode_batch(batch: list[ChatChunk]) -> bytes:
+    if len(batch) == 1:
+        chunk = batch[0]
+        return chunk.raw if chunk.raw is not None else b"data: " + orjson.dumps(chunk.data) + b"\n\n"
+    return b"".join(c.raw if c.raw is not None else b"data: " + orjson.dumps(c.data) + b"\n\n" for c in batch)
+
+
+async def write_stream(
+    send: Send, chunks: AsyncIterator[list[ChatChunk]], headers: Headers, ex: Exchange, dialect: Dialect
+) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
+    try:
+        async for batch in chunks:
+            await send({"type": "http.response.body", "body": encode_batch(batch), "more_body": True})
+    except PorticoError as error:
+        ex.error = error
+        frame = b"data: " + orjson.dumps(error_payload(error, dialect)) + b"\n\n"
+        await send({"type": "http.response.body", "body": frame + DONE, "more_body": False})
+        return
+    await send({"type": "http.response.body", "body": DONE, "more_body": False})

@@ -1,0 +1,72 @@
+"""Render `{{variables}}` into message text (CHECKLIST AMB-07..09): string contents and text parts of every message.
+
+Engines: `text` (default; also `default`, `f-string`, and `mustache`, whose plain variables are the same syntax) —
+`{{ name }}` replaced, unknown names left verbatim; `jinja` — a sandboxed Jinja2 environment, unknown names empty.
+Tool-call arguments, images and files are never touched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from portico.core.errors import FieldError, ValidationFailed
+from portico.core.types import JSONObject
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
+
+
+def render_messages(body: JSONObject, variables: Mapping[str, Any], engine: str = "text") -> JSONObject:
+    render = _jinja_renderer(variables) if engine == "jinja" else _text_renderer(variables)
+    messages = []
+    for i, original in enumerate(body.get("messages") or ()):
+        message = original
+        content = message.get("content")
+        try:
+            if isinstance(content, str):
+                message = {**message, "content": render(content)}
+            elif isinstance(content, list):
+                parts = [
+                    {**p, "text": render(p["text"])}
+                    if p.get("type") == "text" and isinstance(p.get("text"), str)
+                    else p
+                    for p in content
+                ]
+                message = {**message, "content": parts}
+        except TemplateFailure as exc:
+            raise ValidationFailed(
+                [FieldError(("body", "messages", i, "content"), str(exc), "template_error")]
+            ) from None
+        messages.append(message)
+    return {**body, "messages": messages}
+
+
+class TemplateFailure(ValueError):
+    pass
+
+
+def _text_renderer(variables: Mapping[str, Any]) -> Any:
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return str(variables[name]) if name in variables else match.group(0)
+
+    def render(text: str) -> str:
+        return _PLACEHOLDER.sub(substitute, text) if "{{" in text else text
+
+    return render
+
+
+def _jinja_renderer(variables: Mapping[str, Any]) -> Any:
+    from jinja2 import TemplateError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(autoescape=False)
+
+    def render(text: str) -> str:
+        try:
+            return env.from_string(text).render(**variables)
+        except TemplateError as exc:
+            raise TemplateFailure(f"template error: {exc}") from exc
+
+    return render

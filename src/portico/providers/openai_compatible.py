@@ -1,0 +1,164 @@
+"""The adapter for every OpenAI-shaped chat API: the body goes out as the client sent it, answers come back unchanged.
+
+A family member (openai, groq, vllm, ...) is a `Flavor` row in `openai_family.py`, not code. Unknown request keys
+reach the upstream verbatim (vLLM's sampling parameters), except those a flavor lists as unsupported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from portico.config.schema import ProviderConfig
+from portico.core.errors import UpstreamProtocolError
+from portico.core.types import ChatChunk, ChatRequest, ChatResult, JSONObject
+from portico.providers.base import HttpCall, HttpProvider, StreamParser, decode_json_object
+from portico.providers.transport import UpstreamEvent
+
+VLLM_ONLY_PARAMS = frozenset(
+    {
+        "use_beam_search",
+        "min_p",
+        "repetition_penalty",
+        "length_penalty",
+        "stop_token_ids",
+        "include_stop_str_in_output",
+        "ignore_eos",
+        "min_tokens",
+        "skip_special_tokens",
+        "spaces_between_special_tokens",
+        "truncate_prompt_tokens",
+        "prompt_logprobs",
+        "allowed_token_ids",
+        "bad_words",
+        "echo",
+        "add_generation_prompt",
+        "continue_final_message",
+        "add_special_tokens",
+        "documents",
+        "chat_template",
+        "chat_template_kwargs",
+        "mm_processor_kwargs",
+        "structured_outputs",
+        "priority",
+        "request_id",
+        "return_tokens_as_token_ids",
+        "return_token_ids",
+        "cache_salt",
+        "kv_transfer_params",
+        "vllm_xargs",
+        "repetition_detection",
+        "include_reasoning",
+        "top_k",
+    }
+)
+"""Parameters only vLLM-style servers accept; OpenAI itself answers 400 to any of them (CHECKLIST AMB-57)."""
+
+GATEWAY_ONLY_PARAMS = frozenset({"thinking"})
+"""Fields of the orq/Portkey schemas that no OpenAI-compatible server accepts (mapped by native adapters)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Flavor:
+    """One OpenAI-compatible service: where it lives, how it authenticates, what it does not accept."""
+
+    base_url: str | None
+    env_key: str | None = None
+    auth_header: str = "Authorization"
+    auth_prefix: str = "Bearer "
+    unsupported: frozenset[str] = frozenset()
+    stream_usage: bool = True
+    """Accepts `stream_options.include_usage`; the gateway then always asks, to account every stream."""
+    key_required: bool = True
+
+
+class OpenAICompatibleProvider(HttpProvider):
+    kind = "openai"
+    flavor = Flavor(base_url="https://api.openai.com/v1", env_key="OPENAI_API_KEY")
+
+    def __init__(self, name: str, config: ProviderConfig, flavor: Flavor | None = None) -> None:
+        if flavor is not None:
+            self.flavor = flavor
+        self.default_base_url = self.flavor.base_url
+        super().__init__(name, config)
+        self._url_suffix = "/chat/completions"
+        self._static_headers = {"Content-Type": "application/json", **config.headers}
+
+    def headers(self, request: ChatRequest) -> dict[str, str]:
+        headers = dict(self._static_headers)
+        if request.forward_headers or request.credentials is not None:
+            headers.update(self.extra_headers(request))
+        key = self.api_key(request)
+        if key:
+            headers[self.flavor.auth_header] = self.flavor.auth_prefix + key
+        return headers
+
+    def build_request(self, request: ChatRequest, model: str) -> HttpCall:
+        body = dict(request.body)
+        dropped: list[str] = []
+        for param in self.flavor.unsupported.intersection(body) if self.flavor.unsupported else ():
+            del body[param]
+            dropped.append(param)
+        body["model"] = model
+        if request.stream:
+            body["stream"] = True
+            if self.flavor.stream_usage:
+                options = body.get("stream_options")
+                body["stream_options"] = {**options, "include_usage": True} if options else {"include_usage": True}
+        return HttpCall(
+            url=self.url_base(request) + self._url_suffix,
+            headers=self.headers(request),
+            body=orjson.dumps(body),
+            framing="sse",
+            dropped_params=tuple(sorted(dropped)),
+        )
+
+    def parse_response(self, body: bytes, model: str) -> ChatResult:
+        data = decode_json_object(body, self.name)
+        if not isinstance(data.get("choices"), list):
+            raise UpstreamProtocolError(f"{self.name} returned a completion without choices", provider=self.name)
+        return ChatResult(body=data, raw=body, model=str(data.get("model") or model))
+
+    def stream_parser(self, request: ChatRequest, model: str) -> StreamParser:
+        return OpenAIStreamParser(self.name)
+
+
+class OpenAIStreamParser:
+    """Relays OpenAI chunks with their original bytes, so an unchanged chunk is never encoded twice."""
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._done = False
+
+    def feed(self, event: UpstreamEvent) -> list[ChatChunk]:
+        data = event.data
+        if data == b"[DONE]":
+            self._done = True
+            return []
+        if not data:
+            return []
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamProtocolError(
+                f"{self._provider} sent an invalid stream event", provider=self._provider
+            ) from exc
+        if not isinstance(chunk, dict):
+            return []
+        if "error" in chunk and not chunk.get("choices"):
+            raise _stream_error(self._provider, chunk)
+        return [ChatChunk(chunk, b"data: " + data + b"\n\n")]
+
+    def close(self) -> list[ChatChunk]:
+        if not self._done:
+            raise UpstreamProtocolError(
+                f"{self._provider} closed the stream before it finished", provider=self._provider
+            )
+        return []
+
+
+def _stream_error(provider: str, chunk: JSONObject) -> UpstreamProtocolError:
+    err = chunk.get("error")
+    message = err.get("message") if isinstance(err, dict) else str(err)
+    return UpstreamProtocolError(f"{provider} reported an error mid-stream: {message}", provider=provider)

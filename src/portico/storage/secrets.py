@@ -1,0 +1,67 @@
+"""Encryption at rest for provider credentials (virtual keys): Fernet (AES-128-CBC + HMAC-SHA256) from `cryptography`.
+
+The key comes from `$PORTICO_SECRET_KEY` (a Fernet key, or any passphrase, which is stretched with scrypt);
+without it, one is generated once under `$PORTICO_HOME/secret.key` (mode 0600). Secrets are only ever shown masked.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+_SALT = b"portico-secret-box-v1"
+
+
+class SecretBox:
+    def __init__(self, key: bytes) -> None:
+        self._fernet = Fernet(key)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, home: Path | None = None) -> SecretBox:
+        env = os.environ if env is None else env
+        given = env.get("PORTICO_SECRET_KEY")
+        if given:
+            return cls(_as_fernet_key(given))
+        path = (home or Path(env.get("PORTICO_HOME") or ".portico")) / "secret.key"
+        if path.exists():
+            return cls(path.read_bytes().strip())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = Fernet.generate_key()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        return cls(key)
+
+    def encrypt(self, secret: str) -> str:
+        return self._fernet.encrypt(secret.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken as exc:
+            raise ValueError("secret cannot be decrypted with this PORTICO_SECRET_KEY") from exc
+
+
+def mask(secret: str | None) -> str | None:
+    """`sk-abc…wxyz`: enough to recognise a key, never enough to use it."""
+    if not secret:
+        return None
+    if len(secret) <= 8:
+        return "…" + secret[-2:]
+    return f"{secret[:3]}…{secret[-4:]}"
+
+
+def _as_fernet_key(value: str) -> bytes:
+    raw = value.encode()
+    try:
+        if len(base64.urlsafe_b64decode(raw)) == 32:
+            return raw
+    except ValueError:
+        pass
+    derived = Scrypt(salt=_SALT, length=32, n=2**14, r=8, p=1).derive(raw)
+    return base64.urlsafe_b64encode(derived)

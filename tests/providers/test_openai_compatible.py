@@ -1,0 +1,111 @@
+"""The OpenAI-compatible adapter: the body leaves as sent (minus what a flavor rejects), answers come back unchanged."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from portico.config.schema import ProviderConfig
+from portico.core.errors import UpstreamHTTPError, UpstreamProtocolError
+from portico.core.types import ChatRequest, ProviderCredentials
+from portico.providers.openai_compatible import OpenAICompatibleProvider
+from portico.providers.openai_family import FLAVORS
+from portico.providers.transport import SSEReader, UpstreamEvent
+
+VLLM_EXTRAS = {
+    "top_k": 20,
+    "min_p": 0.05,
+    "repetition_penalty": 1.1,
+    "structured_outputs": {"regex": "[a-z]+"},
+    "chat_template_kwargs": {"enable_thinking": False},
+    "skip_special_tokens": False,
+}
+
+
+def provider(kind: str, **config: object) -> OpenAICompatibleProvider:
+    return OpenAICompatibleProvider(kind, ProviderConfig.model_validate(config), flavor=FLAVORS[kind])
+
+
+def request(**body: object) -> ChatRequest:
+    return ChatRequest(model="x/y", body={"messages": [{"role": "user", "content": "hi"}], **body})
+
+
+def test_vllm_receives_extra_parameters_exactly_as_sent() -> None:
+    call = provider("vllm", base_url="http://h:8000/v1/").build_request(request(**VLLM_EXTRAS), "meta-llama/L-3")
+    sent = orjson.loads(call.body)
+    assert call.url == "http://h:8000/v1/chat/completions"
+    assert sent == {"messages": [{"role": "user", "content": "hi"}], **VLLM_EXTRAS, "model": "meta-llama/L-3"}
+    assert call.dropped_params == ()
+    assert "Authorization" not in call.headers
+
+
+def test_openai_drops_what_it_rejects_and_says_so() -> None:
+    call = provider("openai", api_key="sk-up").build_request(request(temperature=0.1, **VLLM_EXTRAS), "gpt-4o")
+    sent = orjson.loads(call.body)
+    assert sent == {"messages": [{"role": "user", "content": "hi"}], "temperature": 0.1, "model": "gpt-4o"}
+    assert set(call.dropped_params) == set(VLLM_EXTRAS)
+    assert call.headers["Authorization"] == "Bearer sk-up"
+    assert call.url == "https://api.openai.com/v1/chat/completions"
+
+
+def test_streams_always_ask_for_usage_without_losing_client_options() -> None:
+    req = ChatRequest(
+        model="x/y", body={"messages": [], "stream_options": {"continuous_usage_stats": True}}, stream=True
+    )
+    sent = orjson.loads(provider("vllm").build_request(req, "m").body)
+    assert sent["stream"] is True
+    assert sent["stream_options"] == {"continuous_usage_stats": True, "include_usage": True}
+
+
+def test_request_credentials_override_configured_ones() -> None:
+    req = ChatRequest(
+        model="x/y", body={"messages": []}, credentials=ProviderCredentials("sk-byok", "http://custom/v1")
+    )
+    call = provider("openai", api_key="sk-config").build_request(req, "gpt-4o")
+    assert call.headers["Authorization"] == "Bearer sk-byok"
+    assert call.url == "http://custom/v1/chat/completions"
+
+
+def test_parse_response_keeps_raw_bytes_and_rejects_garbage() -> None:
+    p = provider("openai")
+    raw = b'{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}'
+    result = p.parse_response(raw, "gpt-4o")
+    assert result.raw == raw and result.usage.total_tokens == 7
+    with pytest.raises(UpstreamProtocolError):
+        p.parse_response(b"<html>oops</html>", "gpt-4o")
+    with pytest.raises(UpstreamProtocolError):
+        p.parse_response(b'{"object": "chat.completion"}', "gpt-4o")
+
+
+def test_error_mapping_keeps_message_status_and_retry_after() -> None:
+    body = b'{"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}'
+    error = provider("openai").map_error(429, body, {"retry-after": "3"})
+    assert isinstance(error, UpstreamHTTPError)
+    assert (error.http_status, error.retryable, error.retry_after) == (429, True, 3.0)
+    assert error.message == "Rate limit reached"
+    server = provider("openai").map_error(503, b"upstream connect error", {})
+    assert (server.http_status, server.retryable) == (502, True)
+    assert provider("openai").map_error(400, b'{"detail": [{"msg": "bad field"}]}', {}).message == "bad field"
+
+
+def test_sse_reader_handles_split_frames_crlf_and_comments() -> None:
+    reader = SSEReader()
+    assert reader.feed(b'data: {"a":') == []
+    assert reader.feed(b"1}\n\n: keep-alive\n\ndata: [DO") == [UpstreamEvent(b'{"a":1}')]
+    assert reader.feed(b"NE]\r\n\r\nevent: ping\r\ndata: {}\r\n\r\n") == [
+        UpstreamEvent(b"[DONE]"),
+        UpstreamEvent(b"{}", "ping"),
+    ]
+
+
+def test_stream_parser_relays_bytes_and_detects_truncation_and_errors() -> None:
+    parser = provider("openai").stream_parser(request(), "gpt-4o")
+    chunk = b'{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}'
+    (out,) = parser.feed(UpstreamEvent(chunk))
+    assert out.raw == b"data: " + chunk + b"\n\n" and out.has_content
+    with pytest.raises(UpstreamProtocolError):
+        parser.close()  # no [DONE]: the stream was cut
+    with pytest.raises(UpstreamProtocolError, match="overloaded"):
+        parser.feed(UpstreamEvent(b'{"error": {"message": "overloaded"}}'))
+    parser.feed(UpstreamEvent(b"[DONE]"))
+    assert parser.close() == []
