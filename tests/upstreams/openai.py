@@ -13,12 +13,16 @@ from tests.upstreams.server import UpstreamState, last_user_text, read_json, wor
 
 
 def reply_text(body: dict[str, Any]) -> str:
+    results = [m.get("content") for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "tool"]
+    if results:
+        return f"Tool result: {results[-1]}"
     return f"Echo from {body.get('model')}: {last_user_text(body.get('messages'))}"
 
 
 def _wants_tool(body: dict[str, Any]) -> dict[str, Any] | None:
     tools = body.get("tools") or []
-    if not tools or body.get("tool_choice") == "none":
+    answered = any(isinstance(m, dict) and m.get("role") == "tool" for m in body.get("messages") or [])
+    if not tools or body.get("tool_choice") == "none" or answered:
         return None
     function = tools[0].get("function") or {}
     return {
