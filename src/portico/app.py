@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from portico.cache.base import Cache, open_cache
@@ -17,11 +18,15 @@ from portico.http.asgi import Receive, Scope, Send
 from portico.http.auth import Authenticator
 from portico.http.routes.admin import create_admin_app
 from portico.http.routes.chat import ChatEndpoint, Exchange
+from portico.http.routes.routing_admin import mount_routing_admin
 from portico.pipeline.gateway import Gateway
-from portico.pipeline.health import LocalHealth
+from portico.pipeline.health import HealthState, LocalHealth
+from portico.pipeline.health_redis import RedisHealth
 from portico.pipeline.routing import Router
 from portico.providers.registry import ProviderRegistry, load_adapters, providers_from_env
 from portico.providers.transport import Transport
+from portico.storage.secrets import SecretBox
+from portico.storage.vault import Vault
 
 log = logging.getLogger("portico")
 
@@ -60,22 +65,31 @@ class PorticoApp:
         self.settings = settings
         self.transport = Transport()
         self.providers = ProviderRegistry.build(_provider_configs(settings))
-        self.health = LocalHealth(
-            failure_threshold=settings.routing.failure_threshold, cooldown_seconds=settings.routing.cooldown_seconds
-        )
+        self.health = _health_state(settings)
         self.cache: Cache = open_cache(settings.cache)
         router = Router(self.health, max_retry_after=settings.routing.max_retry_after_seconds)
         self.gateway = Gateway(self.providers, self.transport, router, self.cache)
         self.auth = Authenticator(settings.auth.keys)
+        self.vault = Vault(SecretBox.from_env(home=portico_home()))
         self.chat = ChatEndpoint(
             self.gateway,
             self.auth,
             max_body_bytes=settings.server.max_body_bytes,
             on_done=self.record,
             custom_host_allowlist=settings.portkey.custom_host_allowlist,
+            virtual_keys=self.vault.resolve,
+            stored_configs=self._stored_config,
+            is_provider=self._is_provider,
         )
         self.admin = create_admin_app(health=self.health_report, models=self.model_list)
+        mount_routing_admin(self.admin, self.vault, self.auth, self._is_provider)
         self.ready = False
+
+    def _stored_config(self, config_id: str) -> Mapping[str, Any] | None:
+        return self.vault.config(config_id) or self.settings.portkey.configs.get(config_id)
+
+    def _is_provider(self, name: str) -> bool:
+        return name in self.providers.all()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -112,6 +126,8 @@ class PorticoApp:
         self.ready = False
         await self.transport.close()
         await self.cache.close()
+        if isinstance(self.health, RedisHealth):
+            await self.health.close()
 
     def record(self, ex: Exchange) -> None:
         """Called once per chat exchange after its response was sent."""
@@ -132,6 +148,17 @@ class PorticoApp:
             for name, provider in sorted(self.providers.all().items())
             for model in provider.models()
         ]
+
+
+def _health_state(settings: Settings) -> HealthState:
+    """Shared through Redis when `routing.state_url` (or a Redis `cache.url`) names one; in-process otherwise."""
+    routing = settings.routing
+    url = routing.state_url or (
+        settings.cache.url if settings.cache.url.startswith(("redis://", "rediss://")) else None
+    )
+    if url:
+        return RedisHealth(url, failure_threshold=routing.failure_threshold, cooldown_seconds=routing.cooldown_seconds)
+    return LocalHealth(failure_threshold=routing.failure_threshold, cooldown_seconds=routing.cooldown_seconds)
 
 
 def create_app(settings: Settings | None = None) -> PorticoApp:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,7 @@ class UpstreamState:
                 "headers": dict(request.headers),
                 "body": body,
                 "model": _model_of(request, body),
+                "t": time.monotonic(),
             }
         )
 

@@ -46,6 +46,8 @@ class Target:
     base_url: str | None = None
     retry: RetryPolicy | None = None
     timeout_ms: float | None = None
+    label: str | None = None
+    """Where the target sits in the client's config (`config.targets[1]`), echoed as the option that served."""
 
 
 @dataclass(frozen=True, slots=True)

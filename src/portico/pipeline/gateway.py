@@ -50,6 +50,8 @@ class Served:
     dropped_params: tuple[str, ...] = ()
     usage: Usage | None = None
     partial: bool = False
+    option_index: str | None = None
+    """The config position of the target that served (Portkey's `x-portkey-last-used-option-index`)."""
 
 
 @dataclass(slots=True)
@@ -73,8 +75,9 @@ class Gateway:
         self.router = router
         self.cache = cache
 
-    async def chat(self, request: ChatRequest) -> tuple[ChatResult, Served]:
-        served = Served()
+    async def chat(self, request: ChatRequest, served: Served | None = None) -> tuple[ChatResult, Served]:
+        """`served` may be passed in so that the caller still sees the attempts when this raises."""
+        served = served if served is not None else Served()
         request = self.prepare(request)
         key = self._cache_key(request, served)
         if key is not None and (hit := await self._cache_read(key, request, served)) is not None:
@@ -90,9 +93,11 @@ class Gateway:
             await self.cache.set(key, encode_entry(result.body), request.cache.ttl_seconds)
         return result, served
 
-    async def stream(self, request: ChatRequest) -> tuple[AsyncIterator[list[ChatChunk]], Served]:
+    async def stream(
+        self, request: ChatRequest, served: Served | None = None
+    ) -> tuple[AsyncIterator[list[ChatChunk]], Served]:
         """Return once the stream is committed (first content received), so headers can name the serving model."""
-        served = Served()
+        served = served if served is not None else Served()
         request = self.prepare(request)
         key = self._cache_key(request, served)
         if key is not None and (hit := await self._cache_read(key, request, served)) is not None:
@@ -173,7 +178,7 @@ class Gateway:
                 served.attempts.append(_failed(provider, model, error, started))
                 raise
             served.attempts.append(Attempt(provider.name, model, 200, _ms_since(started)))
-            served.provider, served.model = provider.name, model
+            served.provider, served.model, served.option_index = provider.name, model, target.label
             return result
 
         return attempt
@@ -206,6 +211,7 @@ class Gateway:
                 raise
             served.attempts.append(Attempt(provider.name, model, 200, _ms_since(started)))
             served.provider, served.model, served.dropped_params = provider.name, model, start.dropped_params
+            served.option_index = target.label
             return OpenedStream(first, stream)
 
         return attempt

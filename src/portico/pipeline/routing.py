@@ -58,8 +58,9 @@ class Router:
         async def once() -> T:
             try:
                 result = await attempt(target, timeout_ms)
-            except ProviderError:
-                await self.health.record(key, ok=False)
+            except ProviderError as error:
+                if error.retryable:  # a 400 says nothing about the target's health
+                    await self.health.record(key, ok=False)
                 raise
             await self.health.record(key, ok=True)
             return result

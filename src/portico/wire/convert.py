@@ -205,7 +205,7 @@ def routing_plan(req: ChatCompletionRequest, orq: Orq) -> RoutingPlan | None:
         return None
     retry = None
     if retry_spec is not None:
-        retry = RetryPolicy(count=int(retry_spec.count), on_codes=frozenset(retry_spec.on_codes))
+        retry = RetryPolicy(count=int(retry_spec.count), on_codes=frozenset(int(c) for c in retry_spec.on_codes))
     primary: Target | RoutingPlan = Target(model=req.model or "")
     if balancer is not None:
         members: list[WeightedModel] = balancer.models if isinstance(balancer, LoadBalancer) else balancer
@@ -218,7 +218,7 @@ def routing_plan(req: ChatCompletionRequest, orq: Orq) -> RoutingPlan | None:
         targets=targets,
         retry=retry,
         timeout_ms=timeout.call_timeout if timeout else None,
-        on_status_codes=frozenset(req.fallback_on_codes) if req.fallback_on_codes else None,
+        on_status_codes=frozenset(int(c) for c in req.fallback_on_codes) if req.fallback_on_codes else None,
     )
 
 

@@ -218,7 +218,7 @@ class StreamOptions(Struct):
 
 class Retry(Struct):
     count: Annotated[float, Meta(ge=1, le=5)] = 3
-    on_codes: Annotated[list[Annotated[int, Meta(ge=100, le=599)]], NonEmpty] = field(default_factory=lambda: [429])
+    on_codes: Annotated[list[Annotated[float, Meta(ge=100, le=599)]], NonEmpty] = field(default_factory=lambda: [429])
 
 
 class Fallback(Struct):
@@ -356,7 +356,7 @@ class ChatCompletionRequest(Struct):
     function_call: Literal["none", "auto"] | ToolName | None = None
     guardrails: list[Guardrail] | None = None
     fallbacks: list[Fallback] | None = None
-    fallback_on_codes: list[Annotated[int, Meta(ge=100, le=599)]] | None = None
+    fallback_on_codes: list[Annotated[float, Meta(ge=100, le=599)]] | None = None
     retry: Retry | None = None
     cache: CacheSpec | None = None
     load_balancer: LoadBalancer | list[WeightedModel] | None = None

@@ -13,11 +13,18 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from portico.core.errors import RequestError
-from portico.core.types import ChatRequest, ProviderCredentials, RetryPolicy, RoutingPlan, Target
+from portico.core.types import CacheOptions, ChatRequest, ProviderCredentials, RetryPolicy, RoutingPlan, Target
 from portico.wire.portkey import PortkeyHeaders
+from portico.wire.portkey_config import (
+    PORTKEY_RETRY_CODES,
+    ResolvedKey,
+    StoredConfigs,
+    VirtualKeys,
+    load_config,
+    parse_config,
+)
 
 PLACEHOLDER_KEYS = frozenset({"OPENAI_API_KEY", "PORTKEY_API_KEY", ""})
-PORTKEY_RETRY_CODES = frozenset({429, 500, 502, 503, 504})
 NEVER_FORWARDED = frozenset({"authorization", "host", "content-length", "content-type", "cookie", "connection"})
 
 
@@ -53,8 +60,27 @@ def apply_portkey_headers(
     *,
     is_gateway_key: Callable[[str], bool],
     host_allowlist: Sequence[str],
+    virtual_keys: VirtualKeys = lambda _: None,
+    stored_configs: StoredConfigs = lambda _: None,
+    is_provider: Callable[[str], bool] = lambda _: False,
 ) -> ChatRequest:
+    """Provider choice follows AMB-20: config target, then virtual key, then `x-portkey-provider`, then the prefix."""
     changes: dict[str, object] = {}
+    if portkey.virtual_key and not portkey.config:
+        resolved = _virtual_key(portkey.virtual_key, virtual_keys, is_provider)
+        changes["model"] = qualify(request.model, resolved.provider)
+        if resolved.api_key or resolved.base_url:
+            changes["credentials"] = ProviderCredentials(api_key=resolved.api_key, base_url=resolved.base_url)
+    if portkey.config:
+        config = load_config(portkey.config, stored_configs)
+        context = {"metadata": dict(request.trace.metadata), "params": {**request.body, "model": request.model}}
+        routing = parse_config(config, model=request.model, context=context, virtual_keys=virtual_keys)
+        plan = routing.plan
+        if plan.timeout_ms is None and portkey.request_timeout_ms:
+            plan = replace(plan, timeout_ms=portkey.request_timeout_ms)
+        changes["routing"] = plan
+        if routing.cache_ttl is not None:
+            changes["cache"] = CacheOptions(routing.cache_ttl, portkey.cache_namespace, portkey.cache_force_refresh)
     api_key = byok_key(headers, portkey, is_gateway_key)
     base_url = None
     if portkey.custom_host:
@@ -67,6 +93,7 @@ def apply_portkey_headers(
             )
         base_url = portkey.custom_host
     if api_key or base_url:
+        changes.pop("credentials", None)
         changes["credentials"] = ProviderCredentials(api_key=api_key, base_url=base_url)
     if portkey.forward_headers:
         changes["forward_headers"] = {
@@ -74,9 +101,23 @@ def apply_portkey_headers(
             for name in portkey.forward_headers
             if name in headers and name not in NEVER_FORWARDED and not name.startswith("x-portkey-")
         }
-    if request.routing is None and (portkey.retry_count or portkey.request_timeout_ms):
+    if request.routing is None and "routing" not in changes and (portkey.retry_count or portkey.request_timeout_ms):
         retry = RetryPolicy(count=portkey.retry_count, on_codes=PORTKEY_RETRY_CODES) if portkey.retry_count else None
         changes["routing"] = RoutingPlan(
             targets=(Target(model=request.model),), retry=retry, timeout_ms=portkey.request_timeout_ms
         )
     return replace(request, **changes) if changes else request  # type: ignore[arg-type]
+
+
+def qualify(model: str, provider: str) -> str:
+    """With a header-selected provider, bare model ids are that provider's (AMB-20); a matching prefix is kept once."""
+    return model if model.startswith(provider + "/") else f"{provider}/{model}"
+
+
+def _virtual_key(name: str, virtual_keys: VirtualKeys, is_provider: Callable[[str], bool]) -> ResolvedKey:
+    resolved = virtual_keys(name)
+    if resolved is not None:
+        return resolved
+    if is_provider(name):  # AMB-20: a virtual key may simply name a configured provider
+        return ResolvedKey(name)
+    raise RequestError(f"Virtual key '{name}' not found.", code="virtual_key_not_found", param="x-portkey-virtual-key")

@@ -24,7 +24,8 @@ from portico.http.sse import write_stream
 from portico.pipeline.gateway import Gateway, Served
 from portico.wire.convert import build_request, check_rules, validate_body
 from portico.wire.portkey import has_portkey_headers, read_portkey_headers
-from portico.wire.portkey_dialect import apply_portkey_headers
+from portico.wire.portkey_config import StoredConfigs, VirtualKeys
+from portico.wire.portkey_dialect import apply_portkey_headers, qualify
 
 log = logging.getLogger("portico.http")
 
@@ -59,7 +60,13 @@ class ChatEndpoint:
         max_body_bytes: int,
         on_done: OnDone,
         custom_host_allowlist: Sequence[str] = (),
+        virtual_keys: VirtualKeys = lambda _: None,
+        stored_configs: StoredConfigs = lambda _: None,
+        is_provider: Callable[[str], bool] = lambda _: False,
     ) -> None:
+        self.virtual_keys = virtual_keys
+        self.stored_configs = stored_configs
+        self.is_provider = is_provider
         self.gateway = gateway
         self.auth = auth
         self.max_body_bytes = max_body_bytes
@@ -75,7 +82,8 @@ class ChatEndpoint:
             if request.stream:
                 await self._stream(ex, request, send, receive)
             else:
-                result, ex.served = await self.gateway.chat(request)
+                ex.served = Served()
+                result, _ = await self.gateway.chat(request, ex.served)
                 await self._reply(ex, result, send)
         except PorticoError as error:
             await self._fail(ex, error, send)
@@ -97,7 +105,7 @@ class ChatEndpoint:
         check_rules(wire, ex.dialect)
         portkey = read_portkey_headers(headers) if ex.dialect != "orq" or has_portkey_headers(headers) else None
         if portkey is not None and portkey.provider and wire.model:
-            raw["model"] = wire.model = _qualify(wire.model, portkey.provider)
+            raw["model"] = wire.model = qualify(wire.model, portkey.provider)
         request = build_request(
             raw, wire, dialect=ex.dialect, request_id=ex.request_id, client_key=client_key, portkey=portkey
         )
@@ -108,6 +116,9 @@ class ChatEndpoint:
                 portkey,
                 is_gateway_key=self.auth.is_gateway_key,
                 host_allowlist=self.custom_host_allowlist,
+                virtual_keys=self.virtual_keys,
+                stored_configs=self.stored_configs,
+                is_provider=self.is_provider,
             )
         ex.request = request
         return request
@@ -122,7 +133,8 @@ class ChatEndpoint:
     async def _stream(self, ex: Exchange, request: ChatRequest, send: Send, receive: Receive) -> None:
         with DisconnectWatch(receive) as watch:
             try:
-                chunks, ex.served = await self.gateway.stream(request)
+                ex.served = Served()
+                chunks, _ = await self.gateway.stream(request, ex.served)
                 ex.overhead_ms = _overhead_ms(ex, ex.served)
                 await write_stream(send, chunks, response_headers(ex, ex.served), ex, ex.dialect)
             except asyncio.CancelledError:
@@ -152,6 +164,8 @@ def response_headers(ex: Exchange, served: Served) -> list[tuple[bytes, bytes]]:
     if served.attempts:
         headers.append((b"x-portico-attempts", str(len(served.attempts)).encode()))
         headers.append((b"x-portkey-retry-attempt-count", str(len(served.attempts) - 1).encode()))
+    if served.option_index is not None:
+        headers.append((b"x-portkey-last-used-option-index", served.option_index.encode()))
     if served.cache_status is not None:
         headers.append((b"x-portico-cache", served.cache_status.encode()))
         headers.append((b"x-portkey-cache-status", served.cache_status.encode()))
@@ -161,11 +175,6 @@ def response_headers(ex: Exchange, served: Served) -> list[tuple[bytes, bytes]]:
     if trace_id:
         headers.append((b"x-portkey-trace-id", trace_id.encode("latin-1", "replace")))
     return headers
-
-
-def _qualify(model: str, provider: str) -> str:
-    """With `x-portkey-provider`, bare model ids are that provider's (AMB-20); a matching prefix is kept once."""
-    return model if model.startswith(provider + "/") else f"{provider}/{model}"
 
 
 def _overhead_ms(ex: Exchange, served: Served) -> float:

@@ -1,0 +1,84 @@
+"""Admin API for what Portkey clients refer to by id: virtual keys (`x-portkey-virtual-key`) and routing configs
+(`x-portkey-config: <id>`). Gateway-key protected; secrets go in once and come back only masked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from pydantic import BaseModel, Field
+
+from portico.core.errors import AuthenticationFailed, RequestError
+from portico.http.auth import Authenticator
+from portico.storage.vault import Vault
+from portico.wire.portkey_config import ConfigError, parse_config
+
+
+class VirtualKeyIn(BaseModel):
+    provider: str = Field(description="A provider name from this gateway's config (openai, anthropic, my-vllm, ...).")
+    api_key: str | None = Field(None, description="The provider credential; stored encrypted, never returned.")
+    base_url: str | None = None
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Default: generated (vk-...).")
+    note: str = ""
+
+
+def mount_routing_admin(app: FastAPI, vault: Vault, auth: Authenticator, is_provider: Any) -> None:
+    def require_key(request: Request) -> None:
+        try:
+            auth.client_key({k.lower(): v for k, v in request.headers.items()})
+        except AuthenticationFailed as exc:
+            raise HTTPException(401, exc.message) from None
+
+    router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_key)])
+
+    @router.post("/virtual-keys", status_code=201)
+    async def create_key(body: VirtualKeyIn) -> dict[str, Any]:
+        if not is_provider(body.provider):
+            raise HTTPException(422, f"provider '{body.provider}' is not configured on this gateway")
+        if body.id is not None and vault.get_key(body.id) is not None:
+            raise HTTPException(409, f"virtual key '{body.id}' already exists")
+        record = await vault.add_key(
+            body.provider, body.api_key, base_url=body.base_url, key_id=body.id, note=body.note
+        )
+        return record.public(vault.box)
+
+    @router.get("/virtual-keys")
+    async def list_keys() -> dict[str, Any]:
+        return {"data": [k.public(vault.box) for k in vault.virtual_keys()]}
+
+    @router.delete("/virtual-keys/{key_id}", status_code=204)
+    async def delete_key(key_id: str) -> Response:
+        if not await vault.delete_key(key_id):
+            raise HTTPException(404, f"virtual key '{key_id}' not found")
+        return Response(status_code=204)
+
+    @router.put("/configs/{config_id}")
+    async def put_config(config_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:  # refuse a config that could never route, now rather than on every request
+            parse_config(body, model="probe", context={}, virtual_keys=vault.resolve)
+        except ConfigError as exc:
+            raise HTTPException(422, exc.message) from None
+        except RequestError as exc:  # names an unknown virtual key; conditional configs may lack a default
+            if exc.code != "no_matching_condition":
+                raise HTTPException(422, exc.message) from None
+        await vault.put_config(config_id, body)
+        return {"id": config_id, "config": body}
+
+    @router.get("/configs/{config_id}")
+    async def get_config(config_id: str) -> dict[str, Any]:
+        config = vault.config(config_id)
+        if config is None:
+            raise HTTPException(404, f"config '{config_id}' not found")
+        return {"id": config_id, "config": config}
+
+    @router.get("/configs")
+    async def list_configs() -> dict[str, Any]:
+        return {"data": [{"id": cid, "config": c} for cid, c in sorted(vault.configs().items())]}
+
+    @router.delete("/configs/{config_id}", status_code=204)
+    async def delete_config(config_id: str) -> Response:
+        if not await vault.delete_config(config_id):
+            raise HTTPException(404, f"config '{config_id}' not found")
+        return Response(status_code=204)
+
+    app.include_router(router)
