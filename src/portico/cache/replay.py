@@ -107,7 +107,8 @@ def chunks_from_completion(completion: JSONObject, include_usage: bool) -> list[
     for choice in completion.get("choices") or []:
         index = choice.get("index", 0)
         message = choice.get("message") or {}
-        chunks.append({**base, "choices": [{"index": index, "delta": {"role": message.get("role", "assistant")}}]})
+        role = {"role": message.get("role", "assistant")}
+        chunks.append({**base, "choices": [{"index": index, "delta": role, "logprobs": None, "finish_reason": None}]})
         delta: JSONObject = {}
         if message.get("content") is not None:
             delta["content"] = message["content"]
@@ -116,8 +117,8 @@ def chunks_from_completion(completion: JSONObject, include_usage: bool) -> list[
         if message.get("tool_calls"):
             delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
         if delta:
-            chunks.append({**base, "choices": [{"index": index, "delta": delta}]})
-        finish = {"index": index, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}
+            chunks.append({**base, "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": None}]})
+        finish = {"index": index, "delta": {}, "logprobs": None, "finish_reason": choice.get("finish_reason") or "stop"}
         chunks.append({**base, "choices": [finish]})
     if include_usage:
         usage = completion.get("usage") or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}

@@ -223,10 +223,16 @@ class Gateway:
         return cache_key(request, provider, model)
 
     def _primary(self, request: ChatRequest) -> tuple[str, str]:
-        if request.routing is None:
-            provider, model = self.providers.resolve(request.model)
-            return provider.name, model
-        return "routing", _plan_signature(request.routing)
+        """The target a request is meant for: retry/timeout settings and fallbacks do not change which answer
+        is wanted, so they stay out of the key; only a load-balanced pick keys on the whole balanced set."""
+        node: RoutingPlan | Target = request.routing or Target(model=request.model)
+        while isinstance(node, RoutingPlan) and node.mode != "loadbalance" and node.targets:
+            node = node.targets[0]
+        if isinstance(node, RoutingPlan):
+            return "routing", _plan_signature(node)
+        provider, model, _ = self._target(request, node)
+        overrides = {k: v for k, v in node.override_params.items() if k != "model"}
+        return provider.name, model + (repr(sorted(overrides.items())) if overrides else "")
 
     async def _cache_read(self, key: str, request: ChatRequest, served: Served) -> ChatResult | None:
         if self.cache is None or request.cache is None:
