@@ -117,7 +117,9 @@ def chunks_from_completion(completion: JSONObject, include_usage: bool) -> list[
         if message.get("tool_calls"):
             delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
         if delta:
-            chunks.append({**base, "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": None}]})
+            chunks.append(
+                {**base, "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": None}]}
+            )
         finish = {"index": index, "delta": {}, "logprobs": None, "finish_reason": choice.get("finish_reason") or "stop"}
         chunks.append({**base, "choices": [finish]})
     if include_usage:
