@@ -121,3 +121,26 @@ def test_mock_provider_works_offline(stack: Stack) -> None:
         if c.choices and c.choices[0].delta.content
     ]
     assert "".join(words) == "Mock reply to: Say hi"
+
+
+def test_client_disconnect_cancels_the_upstream_request(stack: Stack) -> None:
+    import http.client
+    import time
+
+    stack.upstream.set_mode("gpt-drip", "drip", 0.2)
+    host, port = stack.gateway.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    body = json.dumps({"model": "openai/gpt-drip", "messages": MESSAGES, "stream": True})
+    conn.request(
+        "POST", "/v1/chat/completions", body, {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    )
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.read1(4096).startswith(b"data: ")  # the stream is flowing
+    conn.sock.close()  # the client walks away mid-stream
+    conn.close()
+    deadline = time.monotonic() + 5
+    while "stream-cancelled" not in stack.upstream.notes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "stream-cancelled" in stack.upstream.notes
+    assert stack.get("/health").status == 200

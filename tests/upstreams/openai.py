@@ -68,7 +68,7 @@ def install(app: web.Application, state: UpstreamState) -> None:
         if mode.startswith("status"):
             return web.json_response(error_body(int(arg), f"model {model} failed"), status=int(arg))
         if body.get("stream"):
-            return await _stream(request, body, mode, arg)
+            return await _stream(request, body, mode, arg, state)
         return web.json_response(completion(body))
 
     app.router.add_post("/v1/chat/completions", chat)
@@ -98,7 +98,9 @@ def completion(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _stream(request: web.Request, body: dict[str, Any], mode: str, arg: float) -> web.StreamResponse:
+async def _stream(
+    request: web.Request, body: dict[str, Any], mode: str, arg: float, state: UpstreamState
+) -> web.StreamResponse:
     response = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
     await response.prepare(request)
     if mode == "slow_first_chunk":
@@ -184,13 +186,21 @@ async def _stream(request: web.Request, body: dict[str, Any], mode: str, arg: fl
         )
     if (body.get("stream_options") or {}).get("include_usage"):
         events.append({**base, "choices": [], "usage": _usage(body, text, n)})
-    for sent, event in enumerate(events):
-        if mode == "cut_after" and sent >= arg:
-            return response  # the connection ends without [DONE]
-        if mode == "inband_error" and sent >= arg:
-            await response.write(b'data: {"error": {"message": "overloaded mid-stream", "type": "server_error"}}\n\n')
-            return response
-        await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+    try:
+        for sent, event in enumerate(events):
+            if mode == "cut_after" and sent >= arg:
+                return response  # the connection ends without [DONE]
+            if mode == "inband_error" and sent >= arg:
+                await response.write(
+                    b'data: {"error": {"message": "overloaded mid-stream", "type": "server_error"}}\n\n'
+                )
+                return response
+            if mode == "drip" and sent:
+                await asyncio.sleep(arg)
+            await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+    except (asyncio.CancelledError, ConnectionResetError):
+        state.notes.append("stream-cancelled")  # the gateway hung up on us
+        raise
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
     return response

@@ -32,6 +32,7 @@ class UpstreamState:
     failures: list[Failure] = field(default_factory=list)
     modes: dict[str, tuple[str, float]] = field(default_factory=dict)
     default_modes: dict[str, tuple[str, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.modes = dict(self.default_modes)
@@ -50,6 +51,7 @@ class UpstreamState:
         self.modes[model] = (mode, arg)
 
     def reset(self) -> None:
+        self.notes.clear()
         self.requests.clear()
         self.failures.clear()
         self.modes = dict(self.default_modes)
