@@ -325,3 +325,26 @@ def test_portkey_provider_header_and_byok(r: Routed) -> None:
 def test_portkey_trace_headers_are_echoed(r: Routed) -> None:
     reply = r.portkey(trace_id="trace-abc-1").chat.completions.create(model="openai/gpt-4o", messages=HI)
     assert reply.get_headers()["trace-id"] == "trace-abc-1"
+
+
+def test_cooldown_is_shared_across_instances_through_redis() -> None:
+    import uuid
+
+    from tests.upstreams import openai as openai_upstream
+
+    dead = f"dead-{uuid.uuid4().hex[:8]}"  # unique: the machine's Redis is shared by every run
+    with UpstreamThread([openai_upstream.install]) as upstream:
+        settings = stack_settings(
+            upstream.url,
+            routing={"cooldown_seconds": 30, "failure_threshold": 2, "state_url": "redis://127.0.0.1:6379/0"},
+        )
+        with GatewayThread(settings) as one, GatewayThread(settings) as two:
+            upstream.state.fail_with(500, "dead", model=dead)
+            body = json.dumps({"model": f"openai/{dead}", "messages": HI, "fallbacks": [{"model": "openai/alive"}]})
+            headers = {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
+            for _ in range(2):
+                assert http("POST", one.url + "/v2/router/chat/completions", body.encode(), headers).status == 200
+            upstream.state.requests.clear()
+            response = http("POST", two.url + "/v2/router/chat/completions", body.encode(), headers)
+            assert response.status == 200 and response.headers["x-portico-model"] == "alive"
+            assert upstream.state.models_seen() == ["alive"]  # instance two never tried the target one saw die
