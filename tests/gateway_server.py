@@ -24,6 +24,8 @@ class GatewayThread:
     """`with GatewayThread(settings) as gw:` — `gw.url` is the gateway's base URL, `gw.app` the live app."""
 
     def __init__(self, settings: Settings | dict[str, Any]) -> None:
+        if isinstance(settings, dict):  # tests keep nothing on disk unless they ask for it
+            settings = {"storage": {"url": "sqlite:///:memory:"}, **settings}
         self.settings = settings if isinstance(settings, Settings) else Settings.model_validate(settings)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

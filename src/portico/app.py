@@ -16,15 +16,22 @@ from portico.config.load import ConfigError, load_settings, portico_home
 from portico.config.schema import Settings
 from portico.http.asgi import Receive, Scope, Send
 from portico.http.auth import Authenticator
+from portico.http.records import record_from_exchange
 from portico.http.routes.admin import create_admin_app
 from portico.http.routes.chat import ChatEndpoint, Exchange
+from portico.http.routes.logs import mount_logs
 from portico.http.routes.routing_admin import mount_routing_admin
+from portico.observability.logging import configure_logging
+from portico.observability.metrics import Metrics
+from portico.observability.recorder import Recorder
 from portico.pipeline.gateway import Gateway
 from portico.pipeline.health import HealthState, LocalHealth
 from portico.pipeline.health_redis import RedisHealth
 from portico.pipeline.routing import Router
 from portico.providers.registry import ProviderRegistry, load_adapters, providers_from_env
 from portico.providers.transport import Transport
+from portico.storage.db import Database
+from portico.storage.repos import RequestLogRepo
 from portico.storage.secrets import SecretBox
 from portico.storage.vault import Vault
 
@@ -71,6 +78,10 @@ class PorticoApp:
         self.gateway = Gateway(self.providers, self.transport, router, self.cache)
         self.auth = Authenticator(settings.auth.keys)
         self.vault = Vault(SecretBox.from_env(home=portico_home()))
+        self.db = Database(settings.storage.url or f"sqlite:///{portico_home() / 'portico.db'}")
+        self.logs = RequestLogRepo(self.db)
+        self.metrics = Metrics()
+        self.recorder = Recorder(self.logs, queue_size=settings.logging.queue_size, metrics=self.metrics)
         self.chat = ChatEndpoint(
             self.gateway,
             self.auth,
@@ -81,7 +92,8 @@ class PorticoApp:
             stored_configs=self._stored_config,
             is_provider=self._is_provider,
         )
-        self.admin = create_admin_app(health=self.health_report, models=self.model_list)
+        self.admin = create_admin_app(health=self.health_report, models=self.model_list, metrics=self.metrics.render)
+        mount_logs(self.admin, self.logs, self.auth)
         mount_routing_admin(self.admin, self.vault, self.auth, self._is_provider)
         self.ready = False
 
@@ -120,25 +132,39 @@ class PorticoApp:
 
     async def startup(self) -> None:
         await self.transport.start()
+        await self.db.migrate()
+        await self.recorder.start()
         self.ready = True
 
     async def shutdown(self) -> None:
         self.ready = False
+        await self.recorder.stop()  # drains the call log before the database closes
+        await self.db.close()
         await self.transport.close()
         await self.cache.close()
         if isinstance(self.health, RedisHealth):
             await self.health.close()
 
     def record(self, ex: Exchange) -> None:
-        """Called once per chat exchange after its response was sent."""
+        """Called once per chat exchange after its response was sent: count it, and queue it for the call log."""
+        try:
+            call = record_from_exchange(ex)
+            self.metrics.observe(call)
+            if self.settings.logging.request_log:
+                self.recorder.submit(call)
+        except Exception:  # a bug here must not turn a served request into a failed one
+            log.exception("could not record request %s", ex.request_id)
 
     def health_report(self) -> dict[str, Any]:
         cache = self.cache.health()
+        storage_ok = self.db.ready and self.recorder.healthy
         return {
-            "status": "ok" if cache.ok else "degraded",
+            "status": "ok" if cache.ok and storage_ok else "degraded",
             "ready": self.ready,
             "providers": sorted(self.providers.all()),
             "cache": {"backend": cache.backend, "ok": cache.ok, "detail": cache.detail},
+            "storage": {"backend": self.db.backend, "ok": storage_ok},
+            "recorder": self.recorder.stats(),
             "routing": self.health.snapshot(),
         }
 
@@ -168,6 +194,7 @@ def create_app(settings: Settings | None = None) -> PorticoApp:
 def create_app_from_env() -> PorticoApp:
     """uvicorn's factory for `portico serve` (also in every worker process): config path from $PORTICO_CONFIG."""
     settings = load_settings(os.environ.get("PORTICO_CONFIG") or None)
+    configure_logging(settings.logging.level)
     if settings.storage.url is None:
         portico_home().mkdir(parents=True, exist_ok=True)
     return create_app(settings)

@@ -22,6 +22,10 @@ hookimpl = pluggy.HookimplMarker("portico")
 BUILTIN_PROVIDERS = (
     "portico.providers.openai_family",
     "portico.providers.mock",
+    "portico.providers.bedrock",
+    "portico.providers.azure",
+    "portico.providers.gemini",
+    "portico.providers.cohere",
 )
 
 ProviderFactory = Callable[[str, ProviderConfig], Provider]

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
+import orjson
+from yarl import URL
 
-from portico.core.errors import UpstreamConnectionError, UpstreamTimeout
+from portico.core.errors import UpstreamConnectionError, UpstreamProtocolError, UpstreamTimeout
 
 if TYPE_CHECKING:
     from portico.providers.base import CallOptions
@@ -75,7 +77,12 @@ class UpstreamStream:
                 ) from exc
             if not chunk:
                 return
-            events = reader.feed(chunk)
+            try:
+                events = reader.feed(chunk)
+            except ValueError as exc:
+                raise UpstreamProtocolError(
+                    f"{self._provider} sent a malformed stream frame ({exc})", provider=self._provider
+                ) from None
             if events:
                 first = None
                 yield events
@@ -126,21 +133,37 @@ def _parse_sse_block(block: bytes) -> UpstreamEvent | None:
 
 
 class _EventStreamReader:
-    """AWS binary event-stream (Bedrock ConverseStream), decoded with botocore's parser (`portico[bedrock]`)."""
+    """AWS binary event-stream (Bedrock ConverseStream), decoded with botocore's parser (`portico[bedrock]`).
+
+    Events are named `event:<:event-type>`, modelled exceptions `exception:<:exception-type>` (JSON payload), and
+    protocol errors `error:<:error-code>` with `{"message": <:error-message>}` as payload (they carry none).
+    A corrupt frame (CRC or length mismatch) raises `ValueError`.
+    """
 
     def __init__(self) -> None:
-        from botocore.eventstream import EventStreamBuffer
+        from botocore.eventstream import EventStreamBuffer, ParserError
 
         self._buffer: Any = EventStreamBuffer()
+        self._parser_error: type[Exception] = ParserError
 
     def feed(self, chunk: bytes) -> list[UpstreamEvent]:
         self._buffer.add_data(chunk)
         out: list[UpstreamEvent] = []
-        for message in self._buffer:
-            headers = message.headers
-            kind = headers.get(":message-type", "event")
-            name = headers.get(":event-type") if kind == "event" else headers.get(":exception-type", "exception")
-            out.append(UpstreamEvent(message.payload, f"{kind}:{name}"))
+        try:
+            for message in self._buffer:
+                headers = message.headers
+                kind = headers.get(":message-type", "event")
+                payload = message.payload
+                if kind == "event":
+                    name = headers.get(":event-type")
+                elif kind == "error":
+                    name = headers.get(":error-code", "error")
+                    payload = payload or orjson.dumps({"message": headers.get(":error-message", "")})
+                else:
+                    name = headers.get(":exception-type", "exception")
+                out.append(UpstreamEvent(payload, f"{kind}:{name}"))
+        except self._parser_error as exc:
+            raise ValueError(type(exc).__name__) from exc
         return out
 
 
@@ -184,7 +207,9 @@ class Transport:
     ) -> tuple[int, Mapping[str, str], bytes]:
         timeout = aiohttp.ClientTimeout(total=options.timeout_s, sock_connect=options.connect_timeout_s)
         try:
-            async with self.session.request(method, url, data=body, headers=headers, timeout=timeout) as resp:
+            async with self.session.request(
+                method, _verbatim(url), data=body, headers=headers, timeout=timeout
+            ) as resp:
                 return resp.status, resp.headers, await resp.read()
         except TimeoutError:
             raise UpstreamTimeout(
@@ -210,7 +235,7 @@ class Transport:
         first_deadline = None if first is None else asyncio.get_running_loop().time() + first
         try:
             async with asyncio.timeout(first if first is not None else options.timeout_s):
-                resp = await self.session.request(method, url, data=body, headers=headers, timeout=timeout)
+                resp = await self.session.request(method, _verbatim(url), data=body, headers=headers, timeout=timeout)
         except TimeoutError:
             raise UpstreamTimeout(f"{provider} did not start answering in time", provider=provider) from None
         except aiohttp.ClientError as exc:
@@ -221,6 +246,12 @@ class Transport:
             resp.close()  # a broken or abandoned stream must not go back to the pool
             raise
         resp.release()
+
+
+def _verbatim(url: str) -> str | URL:
+    """Send a URL its adapter percent-encoded byte for byte: yarl would turn `%3A` back into `:`, and SigV4 (Bedrock
+    model ids such as `...-v2%3A0`) signs the exact path. URLs without escapes keep yarl's normal handling."""
+    return URL(url, encoded=True) if "%" in url else url
 
 
 def _describe(exc: aiohttp.ClientError, provider: str) -> str:

@@ -1,0 +1,62 @@
+"""`CallRecord`: the summary of one chat call that storage keeps and metrics count.
+
+It never holds a client key (only `hash_client_key`'s digest), nor a prompt or a completion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+def hash_client_key(key: str | None) -> str | None:
+    """A stable, non-reversible handle on a client key: the first 16 hex digits of its SHA-256."""
+    if not key:
+        return None
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    id: str
+    created_at: datetime
+    """When the request arrived (UTC)."""
+    request_id: str
+    path: str
+    dialect: str
+    status: int
+    """The HTTP status the client got (200 for a stream that failed after its headers; see `error_type`)."""
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    client_key_hash: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    requested_model: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    stream: bool = False
+    partial: bool = False
+    cache_status: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None
+    latency_ms: float = 0.0
+    overhead_ms: float = 0.0
+    ttft_ms: float | None = None
+    """Time to the first content of a stream; None for non-streaming calls."""
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    identity_id: str | None = None
+    thread_id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (the timestamp as ISO 8601)."""
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        return data

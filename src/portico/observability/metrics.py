@@ -1,0 +1,119 @@
+"""Prometheus metrics of the calls the gateway served, in a registry of their own (never the global one).
+
+`observe()` runs once per call on the event loop, so it only adds to plain dicts (a few µs); the Prometheus
+families are built from them when `/metrics` is scraped. Failed calls are not labelled by model: a client sending
+made-up model names must not grow the label set without bound. Each worker process counts its own calls.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from portico.core.records import CallRecord
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+_BUCKET_LABELS = (*(repr(bound) for bound in LATENCY_BUCKETS), "+Inf")
+_TOKEN_KINDS = ("prompt", "completion", "cached", "reasoning")
+
+
+class _Latency:
+    __slots__ = ("buckets", "count", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.count += 1
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        running, out = 0, []
+        for label, count in zip(_BUCKET_LABELS, self.buckets, strict=True):
+            running += count
+            out.append((label, float(running)))
+        return out
+
+
+class Metrics(Collector):
+    def __init__(self) -> None:
+        self.requests: defaultdict[tuple[str, str, str, str], int] = defaultdict(int)
+        self.latency: defaultdict[str, _Latency] = defaultdict(_Latency)
+        self.tokens: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self.attempts: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.cache_events: defaultdict[str, int] = defaultdict(int)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(self)
+        self.records_dropped = Counter(
+            "portico_records_dropped",
+            "Call records that could not be stored (queue full, write failed, or after shutdown).",
+            registry=self.registry,
+        )
+
+    def observe(self, record: CallRecord) -> None:
+        provider = record.provider or ""
+        model = (record.model or "") if record.status < 400 else ""
+        self.requests[provider, model, str(record.status), record.dialect] += 1
+        self.latency[provider].observe(record.latency_ms / 1000)
+        counts = (record.prompt_tokens, record.completion_tokens, record.cached_tokens, record.reasoning_tokens)
+        for kind, count in zip(_TOKEN_KINDS, counts, strict=True):
+            if count:
+                self.tokens[provider, model, kind] += count
+        for attempt in record.attempts:
+            self.attempts[str(attempt.get("provider", "")), str(attempt.get("status", ""))] += 1
+        if record.cache_status:
+            self.cache_events[record.cache_status] += 1
+
+    def dropped(self, count: int = 1) -> None:
+        self.records_dropped.inc(count)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def describe(self) -> list[Metric]:
+        return list(self._families())
+
+    def collect(self) -> list[Metric]:
+        return list(self._families())
+
+    def _families(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "portico_requests", "Chat calls by outcome.", labels=["provider", "model", "status", "dialect"]
+        )
+        for labels, value in list(self.requests.items()):
+            requests.add_metric(labels, value)
+        yield requests
+        latency = HistogramMetricFamily(
+            "portico_request_latency_seconds", "Time from request to the end of the response.", labels=["provider"]
+        )
+        for provider, hist in list(self.latency.items()):
+            latency.add_metric([provider], hist.cumulative(), hist.total)
+        yield latency
+        tokens = list(self.tokens.items())
+        yield _counter("portico_tokens", "Tokens reported by upstreams.", ["provider", "model", "kind"], tokens)
+        yield _counter(
+            "portico_upstream_attempts",
+            "Upstream attempts (retries and fallbacks included) by upstream status.",
+            ["provider", "status"],
+            list(self.attempts.items()),
+        )
+        cache = [((status,), n) for status, n in list(self.cache_events.items())]
+        yield _counter("portico_cache_events", "Cache lookups by result.", ["status"], cache)
+
+
+def _counter(
+    name: str, doc: str, labels: list[str], values: Iterable[tuple[Sequence[str], int]]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for key, value in values:
+        family.add_metric(list(key), value)
+    return family

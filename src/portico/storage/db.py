@@ -1,0 +1,140 @@
+"""The async database behind `storage.url`: embedded SQLite (aiosqlite, WAL) or PostgreSQL (asyncpg).
+
+`Database.migrate()` brings the schema to the newest Alembic revision shipped in `storage/migrations/`; it is
+safe to run from several workers at once. Nothing here knows what the tables hold (`repos.py` does).
+On PostgreSQL, `?schema=name` in the URL keeps every Portico table (Alembic's too) in that schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+log = logging.getLogger("portico.storage")
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+Backend = Literal["sqlite", "postgresql"]
+_MIGRATION_LOCK = 0x706F7274  # a fixed key for pg_advisory_xact_lock, so concurrent workers migrate one at a time
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def async_url(url: str) -> tuple[URL, Backend]:
+    """`sqlite:///path` → `sqlite+aiosqlite`, `postgresql://` (or `postgres://`) → `postgresql+asyncpg`."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise ValueError("storage.url must look like sqlite:///path or postgresql://host/db") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "sqlite" and driver in ("", "aiosqlite"):
+        return parsed.set(drivername="sqlite+aiosqlite"), "sqlite"
+    if backend == "postgresql" and driver in ("", "asyncpg"):
+        return parsed.set(drivername="postgresql+asyncpg"), "postgresql"
+    raise ValueError(f"storage.url: unsupported database {parsed.drivername!r} (use sqlite:/// or postgresql://)")
+
+
+def is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
+class Database:
+    """One engine for the process."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.backend = async_url(url)
+        self.schema: str | None = None
+        if self.backend == "postgresql" and "schema" in self.url.query:
+            self.schema = str(self.url.query["schema"])
+            self.url = self.url.difference_update_query(["schema"])
+            if not _SCHEMA_NAME.match(self.schema):
+                raise ValueError("storage.url: ?schema= must be a plain identifier (letters, digits, _)")
+        self.memory = self.backend == "sqlite" and is_memory(self.url)
+        self.ready = False
+        self._lock = asyncio.Lock() if self.memory else None
+        self.engine = self._create_engine()
+
+    def _create_engine(self) -> AsyncEngine:
+        if self.backend == "postgresql":
+            connect_args: dict[str, Any] = {"server_settings": {"search_path": self.schema}} if self.schema else {}
+            try:
+                return create_async_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+            except ModuleNotFoundError:
+                raise ValueError("storage.url names PostgreSQL: install portico[postgres] (asyncpg)") from None
+        if self.memory:
+            engine = create_async_engine(self.url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        else:
+            engine = create_async_engine(self.url)
+        sa.event.listen(engine.sync_engine, "connect", self._sqlite_pragmas)
+        return engine
+
+    def _sqlite_pragmas(self, dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if not self.memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside a transaction, committed on exit. An in-memory database has one connection, so
+        its users take turns."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._lock is not None:
+                await stack.enter_async_context(self._lock)
+            yield await stack.enter_async_context(self.engine.begin())
+
+    async def migrate(self, *, attempts: int = 3) -> None:
+        """Upgrade to the newest revision. Another process migrating at the same moment may make one try fail
+        (SQLite has no advisory lock), so it is retried."""
+        if self.backend == "sqlite" and not self.memory and self.url.database:
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.begin() as conn:
+                    if self.backend == "postgresql":
+                        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+                        if self.schema:
+                            await conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+                    await conn.run_sync(_upgrade)
+            except Exception:
+                if attempt == attempts:
+                    raise
+                log.warning("storage migration failed (try %d of %d); retrying", attempt, attempts, exc_info=True)
+                await asyncio.sleep(0.2 * attempt)
+            else:
+                break
+        self.ready = True
+
+    async def ping(self) -> bool:
+        try:
+            async with self.begin() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception:
+            log.warning("storage ping failed", exc_info=True)
+            return False
+        return True
+
+    async def close(self) -> None:
+        self.ready = False
+        await self.engine.dispose()
+
+
+def _upgrade(connection: sa.Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

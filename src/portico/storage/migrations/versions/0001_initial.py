@@ -1,0 +1,70 @@
+"""The call log (`request_logs`) and the end users it names (`identities`).
+
+Revision ID: 0001
+Revises: none
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision: str | None = None
+branch_labels: str | None = None
+depends_on: str | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "request_logs",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("request_id", sa.Text, nullable=False),
+        sa.Column("trace_id", sa.Text),
+        sa.Column("span_id", sa.Text),
+        sa.Column("parent_span_id", sa.Text),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("dialect", sa.String(16), nullable=False),
+        sa.Column("client_key_hash", sa.String(16)),
+        sa.Column("provider", sa.Text),
+        sa.Column("model", sa.Text),
+        sa.Column("requested_model", sa.Text),
+        sa.Column("status", sa.Integer, nullable=False),
+        sa.Column("error_type", sa.Text),
+        sa.Column("error_message", sa.Text),
+        sa.Column("stream", sa.Boolean, nullable=False),
+        sa.Column("partial", sa.Boolean, nullable=False),
+        sa.Column("cache_status", sa.Text),
+        sa.Column("prompt_tokens", sa.Integer, nullable=False),
+        sa.Column("completion_tokens", sa.Integer, nullable=False),
+        sa.Column("total_tokens", sa.Integer, nullable=False),
+        sa.Column("cached_tokens", sa.Integer, nullable=False),
+        sa.Column("reasoning_tokens", sa.Integer, nullable=False),
+        sa.Column("cost_usd", sa.Float),
+        sa.Column("latency_ms", sa.Float, nullable=False),
+        sa.Column("overhead_ms", sa.Float, nullable=False),
+        sa.Column("ttft_ms", sa.Float),
+        sa.Column("attempts", sa.JSON, nullable=False),
+        sa.Column("metadata", sa.JSON, nullable=False),
+        sa.Column("identity_id", sa.Text),
+        sa.Column("thread_id", sa.Text),
+    )
+    op.create_index("ix_request_logs_created_at", "request_logs", ["created_at"])
+    op.create_index("ix_request_logs_trace_id", "request_logs", ["trace_id"])
+    op.create_index("ix_request_logs_request_id", "request_logs", ["request_id"])
+    op.create_table(
+        "identities",
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("request_count", sa.Integer, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("identities")
+    op.drop_index("ix_request_logs_request_id", "request_logs")
+    op.drop_index("ix_request_logs_trace_id", "request_logs")
+    op.drop_index("ix_request_logs_created_at", "request_logs")
+    op.drop_table("request_logs")

@@ -1,0 +1,139 @@
+"""Repositories: typed reads and writes over `tables.py`. `RequestLogRepo` keeps the call log.
+
+Callers get and give `CallRecord`s, never rows. Times are stored and returned in UTC.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from portico.core.records import CallRecord
+from portico.storage.db import Database
+from portico.storage.tables import identities, request_logs
+
+_COLUMNS = tuple(c.name for c in request_logs.columns)
+
+
+def _where(
+    provider: str | None, model: str | None, status: int | None, trace_id: str | None
+) -> list[sa.ColumnElement[bool]]:
+    c = request_logs.c
+    wanted = ((c.provider, provider), (c.model, model), (c.status, status), (c.trace_id, trace_id))
+    return [column == value for column, value in wanted if value is not None]
+
+
+class RequestLogRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert_many(self, records: Sequence[CallRecord]) -> None:
+        """One transaction for the batch: the records and the last-seen time of the identities they name."""
+        if not records:
+            return
+        async with self.db.begin() as conn:
+            await conn.execute(request_logs.insert(), [_row(r) for r in records])
+            seen = _identity_counts(records)
+            if seen:
+                await conn.execute(self._upsert_identities(seen))
+
+    def _upsert_identities(self, seen: dict[str, tuple[datetime, datetime, int]]) -> sa.Executable:
+        rows = [
+            {"id": key, "first_seen_at": first, "last_seen_at": last, "request_count": count}
+            for key, (first, last, count) in seen.items()
+        ]
+        insert = (postgresql.insert if self.db.backend == "postgresql" else sqlite.insert)(identities).values(rows)
+        return insert.on_conflict_do_update(
+            index_elements=[identities.c.id],
+            set_={
+                "last_seen_at": sa.func.max(identities.c.last_seen_at, insert.excluded.last_seen_at)
+                if self.db.backend == "sqlite"
+                else sa.func.greatest(identities.c.last_seen_at, insert.excluded.last_seen_at),
+                "request_count": identities.c.request_count + insert.excluded.request_count,
+            },
+        )
+
+    async def list(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        provider: str | None = None,
+        model: str | None = None,
+        status: int | None = None,
+        trace_id: str | None = None,
+    ) -> builtins.list[CallRecord]:
+        """Newest first."""
+        query = (
+            sa.select(request_logs)
+            .where(*_where(provider, model, status, trace_id))
+            .order_by(request_logs.c.created_at.desc(), request_logs.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        async with self.db.begin() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_record(row) for row in rows]
+
+    async def get(self, request_id: str) -> CallRecord | None:
+        """The newest record of that request id (clients may reuse an `x-request-id`)."""
+        query = (
+            sa.select(request_logs)
+            .where(request_logs.c.request_id == request_id)
+            .order_by(request_logs.c.created_at.desc())
+            .limit(1)
+        )
+        async with self.db.begin() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return _record(row) if row is not None else None
+
+    async def count(
+        self,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        status: int | None = None,
+        trace_id: str | None = None,
+    ) -> int:
+        query = sa.select(sa.func.count()).select_from(request_logs).where(*_where(provider, model, status, trace_id))
+        async with self.db.begin() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def identity(self, identity_id: str) -> dict[str, Any] | None:
+        async with self.db.begin() as conn:
+            row = (await conn.execute(sa.select(identities).where(identities.c.id == identity_id))).mappings().first()
+        if row is None:
+            return None
+        return {**row, "first_seen_at": _utc(row["first_seen_at"]), "last_seen_at": _utc(row["last_seen_at"])}
+
+
+def _row(record: CallRecord) -> dict[str, Any]:
+    row = {name: getattr(record, name) for name in _COLUMNS}
+    row["created_at"] = _utc(record.created_at)
+    return row
+
+
+def _record(row: Any) -> CallRecord:
+    values = dict(row)
+    values["created_at"] = _utc(values["created_at"])
+    return CallRecord(**values)
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _identity_counts(records: Sequence[CallRecord]) -> dict[str, tuple[datetime, datetime, int]]:
+    seen: dict[str, tuple[datetime, datetime, int]] = {}
+    for record in records:
+        if record.identity_id:
+            at = _utc(record.created_at)
+            first, last, count = seen.get(record.identity_id, (at, at, 0))
+            seen[record.identity_id] = (min(first, at), max(last, at), count + 1)
+    return seen

@@ -1,0 +1,87 @@
+"""Exchange → CallRecord at the edge: each outcome of a call is summarised, and no secret is kept."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+from portico.core.errors import FieldError, UpstreamHTTPError, ValidationFailed
+from portico.core.types import Attempt, ChatRequest, TraceInfo, Usage
+from portico.http.records import record_from_exchange
+from portico.http.routes.chat import Exchange
+from portico.pipeline.gateway import Served
+
+KEY = "sk-client-secret-key"
+
+
+def exchange(*, stream: bool = False, **changes: object) -> Exchange:
+    request = ChatRequest(
+        model="openai/gpt-4o",
+        body={},
+        stream=stream,
+        trace=TraceInfo(
+            request_id="r1",
+            trace_id="t1",
+            metadata={"team": "a"},
+            identity={"id": "u1", "email": "u@example.com"},
+            thread={"id": "th1"},
+        ),
+        client_key=KEY,
+    )
+    ex = Exchange("/v1/chat/completions", "r1", started=100.0, request=request, finished=100.25, overhead_ms=1.5)
+    for name, value in changes.items():
+        setattr(ex, name, value)
+    return ex
+
+
+def test_a_served_completion() -> None:
+    served = Served(
+        provider="openai",
+        model="gpt-4o",
+        attempts=[Attempt("openai", "gpt-4o", 429, 3.0, "rate limited"), Attempt("openai", "gpt-4o", 200, 9.0)],
+        usage=Usage(prompt_tokens=7, completion_tokens=3, total_tokens=10, cached_tokens=2, reasoning_tokens=1),
+        cache_status="MISS",
+        upstream_ms=200.0,
+    )
+    record = record_from_exchange(exchange(served=served))
+    assert (record.provider, record.model, record.requested_model) == ("openai", "gpt-4o", "openai/gpt-4o")
+    assert (record.prompt_tokens, record.completion_tokens, record.total_tokens) == (7, 3, 10)
+    assert (record.cached_tokens, record.reasoning_tokens) == (2, 1)
+    assert record.latency_ms == 250.0 and record.overhead_ms == 1.5 and record.ttft_ms is None
+    assert [a["status"] for a in record.attempts] == [429, 200] and record.attempts[0]["error"] == "rate limited"
+    assert record.cache_status == "MISS" and record.cost_usd is None
+    assert record.metadata == {"team": "a"} and record.identity_id == "u1" and record.thread_id == "th1"
+    assert record.client_key_hash == hashlib.sha256(KEY.encode()).hexdigest()[:16]
+    assert KEY not in repr(record)
+    assert abs(record.created_at - (datetime.now(UTC) - timedelta(milliseconds=250))) < timedelta(seconds=2)
+
+
+def test_a_committed_stream_has_a_time_to_first_token() -> None:
+    served = Served(provider="openai", model="gpt-4o", upstream_ms=40.0, usage=Usage(1, 2, 3))
+    record = record_from_exchange(exchange(stream=True, served=served))
+    assert record.stream and record.ttft_ms == 41.5
+
+
+def test_a_stream_that_failed_before_its_first_token_has_none() -> None:
+    error = UpstreamHTTPError("upstream said: bad key sk-upstream-secret-123", provider="openai", upstream_status=500)
+    served = Served(attempts=[Attempt("openai", "gpt-4o", 500, 5.0, "boom")], upstream_ms=5.0)
+    record = record_from_exchange(exchange(stream=True, served=served, status=502, error=error))
+    assert record.ttft_ms is None and record.status == 502 and record.error_type == "upstream_error"
+    assert record.provider == "openai" and record.model == "gpt-4o"
+    assert record.error_message is not None and "sk-upstream-secret-123" not in record.error_message
+
+
+def test_a_client_disconnect_is_named() -> None:
+    served = Served(provider="openai", model="gpt-4o", upstream_ms=10.0, partial=True)
+    record = record_from_exchange(exchange(stream=True, served=served, status=499, disconnected=True))
+    assert record.error_type == "client_disconnected" and record.partial and record.ttft_ms == 11.5
+
+
+def test_a_request_refused_before_parsing_is_still_recorded() -> None:
+    error = ValidationFailed([FieldError(("body", "temperature"), "too hot")])
+    ex = Exchange("/v2/router/chat/completions", "r2", started=1.0, finished=1.001, status=422, error=error)
+    ex.dialect = "orq"
+    record = record_from_exchange(ex)
+    assert record.status == 422 and record.error_type == "invalid_request_error" and record.dialect == "orq"
+    assert record.provider is record.model is record.requested_model is record.client_key_hash is None
+    assert record.stream is False and record.ttft_ms is None and record.metadata == {} and record.attempts == []
