@@ -34,6 +34,7 @@ from portico.storage.db import Database
 from portico.storage.repos import RequestLogRepo
 from portico.storage.secrets import SecretBox
 from portico.storage.vault import Vault
+from portico.storage.vault_repo import VaultRepo
 
 log = logging.getLogger("portico")
 
@@ -77,8 +78,8 @@ class PorticoApp:
         router = Router(self.health, max_retry_after=settings.routing.max_retry_after_seconds)
         self.gateway = Gateway(self.providers, self.transport, router, self.cache)
         self.auth = Authenticator(settings.auth.keys)
-        self.vault = Vault(SecretBox.from_env(home=portico_home()))
         self.db = Database(settings.storage.url or f"sqlite:///{portico_home() / 'portico.db'}")
+        self.vault = Vault(SecretBox.from_env(home=portico_home()), VaultRepo(self.db))
         self.logs = RequestLogRepo(self.db)
         self.metrics = Metrics()
         self.recorder = Recorder(self.logs, queue_size=settings.logging.queue_size, metrics=self.metrics)
@@ -133,6 +134,8 @@ class PorticoApp:
     async def startup(self) -> None:
         await self.transport.start()
         await self.db.migrate()
+        if isinstance(self.vault.persistence, VaultRepo):
+            self.vault.load(*await self.vault.persistence.load())
         await self.recorder.start()
         self.ready = True
 

@@ -348,3 +348,30 @@ def test_cooldown_is_shared_across_instances_through_redis() -> None:
             response = http("POST", two.url + "/v2/router/chat/completions", body.encode(), headers)
             assert response.status == 200 and response.headers["x-portico-model"] == "alive"
             assert upstream.state.models_seen() == ["alive"]  # instance two never tried the target one saw die
+
+
+def test_virtual_keys_and_configs_survive_a_restart_encrypted_at_rest(tmp_path: Any) -> None:
+    import sqlite3
+
+    from tests.upstreams import openai as openai_upstream
+
+    db = tmp_path / "portico.db"
+    admin = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    with UpstreamThread([openai_upstream.install]) as upstream:
+        settings = stack_settings(upstream.url, storage={"url": f"sqlite:///{db}"})
+        with GatewayThread(settings) as gateway:
+            key = {"provider": "openai", "api_key": "sk-persisted-secret-987", "id": "kept"}
+            assert http("POST", gateway.url + "/v1/admin/virtual-keys", json.dumps(key).encode(), admin).status == 201
+            config = {"virtual_key": "kept", "override_params": {"model": "kept-model"}}
+            assert (
+                http("PUT", gateway.url + "/v1/admin/configs/pc-kept", json.dumps(config).encode(), admin).status == 200
+            )
+        with sqlite3.connect(db) as conn:
+            dumped = "\n".join(conn.iterdump())
+        assert "sk-persisted-secret-987" not in dumped and "kept-model" in dumped
+        with GatewayThread(settings) as gateway:
+            sent = {"content-type": "application/json", "x-portkey-api-key": KEY, "x-portkey-config": "pc-kept"}
+            body = json.dumps({"model": "gpt-4o", "messages": HI}).encode()
+            assert http("POST", gateway.url + "/v1/chat/completions", body, sent).status == 200
+            assert upstream.state.requests[-1]["headers"]["Authorization"] == "Bearer sk-persisted-secret-987"
+            assert upstream.state.requests[-1]["body"]["model"] == "kept-model"

@@ -108,4 +108,4 @@ async def test_migrations_are_idempotent_and_safe_to_race(database: Database) ->
             await db.close()
     async with database.begin() as conn:
         version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert version == "0001"
+    assert version == "0002"  # the newest revision

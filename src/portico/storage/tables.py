@@ -56,3 +56,21 @@ identities = sa.Table(
     sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("request_count", sa.Integer, nullable=False),
 )
+
+virtual_keys = sa.Table(
+    "virtual_keys",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("encrypted_key", sa.Text),
+    sa.Column("base_url", sa.Text),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+routing_configs = sa.Table(
+    "routing_configs",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("config", sa.JSON, nullable=False),
+)
