@@ -61,7 +61,7 @@ def record_from_exchange(ex: Exchange) -> CallRecord:
         total_tokens=usage.total_tokens,
         cached_tokens=usage.cached_tokens,
         reasoning_tokens=usage.reasoning_tokens,
-        cost_usd=None,
+        cost_usd=0.0 if served.cache_status == "HIT" else None,  # no price table yet; a hit costs nothing
         latency_ms=latency_ms,
         overhead_ms=ex.overhead_ms,
         ttft_ms=ex.overhead_ms + served.upstream_ms if stream and _committed(ex) else None,
