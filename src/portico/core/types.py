@@ -51,6 +51,15 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class ResolvedKey:
+    """A virtual key as the routing layer needs it: which configured provider, and the credentials to use."""
+
+    provider: str
+    api_key: str | None = None
+    base_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingPlan:
     """How to serve a request: a strategy over targets, each tried with its retry policy and timeout.
 

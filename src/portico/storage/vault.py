@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from portico.core.types import ResolvedKey
 from portico.storage.secrets import SecretBox, mask
-from portico.wire.portkey_config import ResolvedKey
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,20 +17,11 @@ from typing import Any
 import orjson
 
 from portico.core.errors import RequestError
-from portico.core.types import RetryPolicy, RoutingPlan, Target
+from portico.core.types import ResolvedKey, RetryPolicy, RoutingPlan, Target
 from portico.wire.conditions import QueryError, matches
 
 PORTKEY_RETRY_CODES = frozenset({429, 500, 502, 503, 504})
 _MODES = {"single": "single", "fallback": "fallback", "loadbalance": "loadbalance"}
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedKey:
-    """A virtual key as the routing layer needs it: which configured provider, and the credentials to use."""
-
-    provider: str
-    api_key: str | None = None
-    base_url: str | None = None
 
 
 VirtualKeys = Callable[[str], ResolvedKey | None]

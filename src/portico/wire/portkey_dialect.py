@@ -13,11 +13,18 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from portico.core.errors import RequestError
-from portico.core.types import CacheOptions, ChatRequest, ProviderCredentials, RetryPolicy, RoutingPlan, Target
+from portico.core.types import (
+    CacheOptions,
+    ChatRequest,
+    ProviderCredentials,
+    ResolvedKey,
+    RetryPolicy,
+    RoutingPlan,
+    Target,
+)
 from portico.wire.portkey import PortkeyHeaders
 from portico.wire.portkey_config import (
     PORTKEY_RETRY_CODES,
-    ResolvedKey,
     StoredConfigs,
     VirtualKeys,
     load_config,
