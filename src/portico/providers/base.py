@@ -227,3 +227,14 @@ def decode_json_object(body: bytes, provider: str) -> JSONObject:
             f"{provider} returned a JSON {type(data).__name__}, not an object", provider=provider
         )
     return data
+
+
+def decode_stream_event(event: UpstreamEvent, provider: str) -> JSONObject | None:
+    """One SSE event's JSON object; `None` for keep-alives and non-object payloads, a protocol error for garbage."""
+    if not event.data.strip():
+        return None
+    try:
+        data = orjson.loads(event.data)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamProtocolError(f"{provider} sent an invalid stream event", provider=provider) from exc
+    return data if isinstance(data, dict) else None

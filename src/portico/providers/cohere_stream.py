@@ -11,10 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
-
 from portico.core.errors import UpstreamProtocolError
 from portico.core.types import ChatChunk, JSONObject, Usage
+from portico.providers.base import decode_stream_event
 from portico.providers.transport import UpstreamEvent
 
 FINISH_REASONS = {
@@ -120,15 +119,8 @@ class CohereStreamParser:
         return ChatChunk({**self._head(), "choices": [choice]})
 
     def feed(self, event: UpstreamEvent) -> list[ChatChunk]:
-        if not event.data.strip():
-            return []
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamProtocolError(
-                f"{self._provider} sent an invalid stream event", provider=self._provider
-            ) from exc
-        if not isinstance(data, dict):
+        data = decode_stream_event(event, self._provider)
+        if data is None:
             return []
         kind = data.get("type") or event.event
         delta = data.get("delta") or {}

@@ -24,7 +24,7 @@ import orjson
 from portico.core import errors
 from portico.core.errors import ProviderError, UpstreamHTTPError, UpstreamProtocolError
 from portico.core.types import ChatChunk, JSONObject, Usage
-from portico.providers.base import parse_retry_after
+from portico.providers.base import decode_stream_event, parse_retry_after
 from portico.providers.transport import UpstreamEvent
 
 _MEDIA_DEFAULTS = {"audio_url": "audio/mp3", "video_url": "video/mp4"}
@@ -342,15 +342,8 @@ class GeminiStreamParser:
         return ChatChunk({**head, "choices": choices, **extra})
 
     def feed(self, event: UpstreamEvent) -> list[ChatChunk]:
-        if not event.data.strip():
-            return []
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamProtocolError(
-                f"{self._provider} sent an invalid stream event", provider=self._provider
-            ) from exc
-        if not isinstance(data, dict):
+        data = decode_stream_event(event, self._provider)
+        if data is None:
             return []
         if "error" in data:
             raise stream_error(self._provider, data["error"])
