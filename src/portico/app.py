@@ -26,7 +26,6 @@ from portico.observability.metrics import Metrics
 from portico.observability.recorder import Recorder
 from portico.pipeline.gateway import Gateway
 from portico.pipeline.health import HealthState, LocalHealth
-from portico.pipeline.health_redis import RedisHealth
 from portico.pipeline.routing import Router
 from portico.providers.registry import ProviderRegistry, load_adapters, providers_from_env
 from portico.providers.transport import Transport
@@ -145,8 +144,9 @@ class PorticoApp:
         await self.db.close()
         await self.transport.close()
         await self.cache.close()
-        if isinstance(self.health, RedisHealth):
-            await self.health.close()
+        close = getattr(self.health, "close", None)
+        if close is not None:
+            await close()
 
     def record(self, ex: Exchange) -> None:
         """Called once per chat exchange after its response was sent: count it, and queue it for the call log."""
@@ -186,6 +186,8 @@ def _health_state(settings: Settings) -> HealthState:
         settings.cache.url if settings.cache.url.startswith(("redis://", "rediss://")) else None
     )
     if url:
+        from portico.pipeline.health_redis import RedisHealth  # redis-py (~6 MiB) only when it is used
+
         return RedisHealth(url, failure_threshold=routing.failure_threshold, cooldown_seconds=routing.cooldown_seconds)
     return LocalHealth(failure_threshold=routing.failure_threshold, cooldown_seconds=routing.cooldown_seconds)
 

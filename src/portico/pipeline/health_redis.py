@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -32,7 +33,7 @@ class RedisHealth:
     def __init__(self, url: str, *, failure_threshold: int = 3, cooldown_seconds: float = 30.0) -> None:
         self.failure_threshold = failure_threshold
         self.cooldown_ms = max(1, int(cooldown_seconds * 1000))
-        self._client: aioredis.Redis = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._client: Any = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._script = self._client.register_script(_RECORD_FAILURE)
         self._local = LocalHealth(failure_threshold=failure_threshold, cooldown_seconds=cooldown_seconds)
         self._down_until = 0.0

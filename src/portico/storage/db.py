@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -102,6 +100,9 @@ class Database:
         (SQLite has no advisory lock), so it is retried."""
         if self.backend == "sqlite" and not self.memory and self.url.database:
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        if await self._current_revision() == head_revision():
+            self.ready = True
+            return
         for attempt in range(1, attempts + 1):
             try:
                 async with self.begin() as conn:
@@ -119,6 +120,15 @@ class Database:
                 break
         self.ready = True
 
+    async def _current_revision(self) -> str | None:
+        table = f'"{self.schema}".alembic_version' if self.schema else "alembic_version"
+        try:
+            async with self.begin() as conn:
+                row = (await conn.execute(sa.text(f"SELECT version_num FROM {table}"))).first()
+        except sa.exc.DBAPIError:
+            return None  # a new database
+        return str(row[0]) if row is not None else None
+
     async def ping(self) -> bool:
         try:
             async with self.begin() as conn:
@@ -133,7 +143,26 @@ class Database:
         await self.engine.dispose()
 
 
+def head_revision() -> str:
+    """The newest migration, read from the revision files (so a database already there never loads Alembic)."""
+    revisions: dict[str, str | None] = {}
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text()
+        rev = re.search(r'^revision = "([^"]+)"', text, re.M)
+        down = re.search(r'^down_revision[^=]*= "([^"]+)"', text, re.M)
+        if rev:
+            revisions[rev.group(1)] = down.group(1) if down else None
+    parents = set(revisions.values())
+    heads = [rev for rev in revisions if rev not in parents]
+    if len(heads) != 1:
+        raise RuntimeError(f"storage migrations must have exactly one head, found {heads}")
+    return heads[0]
+
+
 def _upgrade(connection: sa.Connection) -> None:
+    from alembic import command  # ~10 MiB, loaded only when the schema really changes
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection

@@ -10,16 +10,25 @@ import base64
 import os
 from collections.abc import Mapping
 from pathlib import Path
-
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from typing import Any
 
 _SALT = b"portico-secret-box-v1"
 
 
 class SecretBox:
+    """`cryptography` is loaded on first use: a gateway without virtual keys never pays its ~7 MiB."""
+
     def __init__(self, key: bytes) -> None:
-        self._fernet = Fernet(key)
+        self._key = key
+        self._cipher: Any = None
+
+    @property
+    def _fernet(self) -> Any:
+        if self._cipher is None:
+            from cryptography.fernet import Fernet
+
+            self._cipher = Fernet(self._key)
+        return self._cipher
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, home: Path | None = None) -> SecretBox:
@@ -31,18 +40,20 @@ class SecretBox:
         if path.exists():
             return cls(path.read_bytes().strip())
         path.parent.mkdir(parents=True, exist_ok=True)
-        key = Fernet.generate_key()
+        key = base64.urlsafe_b64encode(os.urandom(32))  # what Fernet.generate_key() does
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(key)
         return cls(key)
 
     def encrypt(self, secret: str) -> str:
-        return self._fernet.encrypt(secret.encode()).decode()
+        return str(self._fernet.encrypt(secret.encode()).decode())
 
     def decrypt(self, token: str) -> str:
+        from cryptography.fernet import InvalidToken
+
         try:
-            return self._fernet.decrypt(token.encode()).decode()
+            return str(self._fernet.decrypt(token.encode()).decode())
         except InvalidToken as exc:
             raise ValueError("secret cannot be decrypted with this PORTICO_SECRET_KEY") from exc
 
@@ -63,5 +74,7 @@ def _as_fernet_key(value: str) -> bytes:
             return raw
     except ValueError:
         pass
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
     derived = Scrypt(salt=_SALT, length=32, n=2**14, r=8, p=1).derive(raw)
     return base64.urlsafe_b64encode(derived)
