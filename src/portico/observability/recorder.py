@@ -67,6 +67,8 @@ class Recorder:
         self.healthy = True
         """False while the last write failed."""
         self._queue: asyncio.Queue[CallRecord] = asyncio.Queue(maxsize=queue_size)
+        self._batch_ready = asyncio.Event()
+        """Set when a full batch is queued (or on stop), so the writer wakes once per batch, not once per record."""
         self._task: asyncio.Task[None] | None = None
         self._accepting = True
         self._in_flight = 0
@@ -97,6 +99,8 @@ class Recorder:
         if self._accepting:
             try:
                 self._queue.put_nowait(record)
+                if self._queue.qsize() >= self.batch_size - 1:
+                    self._batch_ready.set()
                 return True
             except asyncio.QueueFull:
                 reason = f"the queue of {self.queue_size} is full (storage too slow?)"
@@ -117,6 +121,7 @@ class Recorder:
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop accepting records, write everything queued (for at most `grace_seconds`), then end the task."""
         self._accepting = False
+        self._batch_ready.set()
         task, self._task = self._task, None
         if task is None:
             unwritten = self.depth
@@ -152,21 +157,18 @@ class Recorder:
                     self._queue.task_done()
 
     async def _next_batch(self) -> list[CallRecord]:
-        """Up to `batch_size` records, waiting at most `flush_seconds` after the first for more."""
+        """Up to `batch_size` records: waits for the first, then at most `flush_seconds` for a full batch.
+
+        Waiting on one event per batch, not on `queue.get()` per record, keeps the writer from waking (and
+        arming a timer) for every request: at 2,000 requests/s that was measurable on the event loop."""
         batch = [await self._queue.get()]
-        deadline = time.monotonic() + self.flush_seconds
-        while len(batch) < self.batch_size:
-            if not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._accepting:
-                break
-            try:
-                async with asyncio.timeout(remaining):
-                    batch.append(await self._queue.get())
-            except TimeoutError:
-                break
+        if self._accepting and self._queue.qsize() < self.batch_size - 1:
+            self._batch_ready.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.flush_seconds):
+                    await self._batch_ready.wait()
+        while len(batch) < self.batch_size and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
         return batch
 
     async def _write(self, batch: list[CallRecord]) -> None:

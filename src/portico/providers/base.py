@@ -22,7 +22,7 @@ from portico.providers.transport import Transport, UpstreamEvent
 Framing = Literal["json", "sse", "aws-eventstream"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HttpCall:
     """Everything needed to send one upstream request; built without I/O so tests can inspect it."""
 
@@ -34,7 +34,7 @@ class HttpCall:
     dropped_params: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallOptions:
     """Per-attempt limits chosen by the routing layer."""
 

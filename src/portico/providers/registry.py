@@ -26,6 +26,7 @@ BUILTIN_PROVIDERS = (
     "portico.providers.azure",
     "portico.providers.gemini",
     "portico.providers.cohere",
+    "portico.providers.anthropic",
 )
 
 ProviderFactory = Callable[[str, ProviderConfig], Provider]

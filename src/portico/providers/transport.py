@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from portico.providers.base import CallOptions
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UpstreamEvent:
     """One framed event: an SSE `data` payload (with its `event:` name) or an event-stream message."""
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
@@ -96,12 +97,20 @@ class Database:
             yield await stack.enter_async_context(self.engine.begin())
 
     async def migrate(self, *, attempts: int = 3) -> None:
-        """Upgrade to the newest revision. Another process migrating at the same moment may make one try fail
-        (SQLite has no advisory lock), so it is retried."""
-        if self.backend == "sqlite" and not self.memory and self.url.database:
-            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        """Upgrade to the newest revision, safely from several workers at once: one migrates while the others
+        wait (an flock on `<file>.migrate.lock` for SQLite, an advisory lock for PostgreSQL) and then find the
+        schema current. A try that fails anyway (a database busy for longer than its timeout) is retried."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self.backend == "sqlite" and not self.memory and self.url.database:
+                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+                if await self._current_revision() != head_revision():
+                    lock = await asyncio.to_thread(_flock, Path(f"{self.url.database}.migrate.lock"))
+                    stack.callback(lock.close)
+            await self._migrate(attempts)
+        self.ready = True
+
+    async def _migrate(self, attempts: int) -> None:
         if await self._current_revision() == head_revision():
-            self.ready = True
             return
         for attempt in range(1, attempts + 1):
             try:
@@ -118,7 +127,6 @@ class Database:
                 await asyncio.sleep(0.2 * attempt)
             else:
                 break
-        self.ready = True
 
     async def _current_revision(self) -> str | None:
         table = f'"{self.schema}".alembic_version' if self.schema else "alembic_version"
@@ -141,6 +149,13 @@ class Database:
     async def close(self) -> None:
         self.ready = False
         await self.engine.dispose()
+
+
+def _flock(path: Path) -> IO[bytes]:
+    """Block until this process holds an exclusive lock on `path` (released when the returned file is closed)."""
+    handle = path.open("ab")
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    return handle
 
 
 def head_revision() -> str:

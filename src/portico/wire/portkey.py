@@ -22,7 +22,7 @@ TRACE_HEADERS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PortkeyHeaders:
     trace: dict[str, str | None] = field(default_factory=dict)
     metadata: dict[str, Any] | None = None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from portico.core.errors import MalformedJSON, PorticoError
+from portico.core.ids import time_ordered_id
 from portico.core.types import ChatRequest, ChatResult, Dialect
 from portico.http.asgi import DisconnectWatch, Receive, Scope, Send, header_map, read_body, send_json
 from portico.http.auth import Authenticator
@@ -103,7 +103,8 @@ class ChatEndpoint:
             raise MalformedJSON() from None
         wire = validate_body(raw)
         check_rules(wire, ex.dialect)
-        portkey = read_portkey_headers(headers) if ex.dialect != "orq" or has_portkey_headers(headers) else None
+        with_portkey = ex.dialect == "portkey" or (ex.dialect == "orq" and has_portkey_headers(headers))
+        portkey = read_portkey_headers(headers) if with_portkey else None
         if portkey is not None and portkey.provider and wire.model:
             raw["model"] = wire.model = qualify(wire.model, portkey.provider)
         request = build_request(
@@ -185,4 +186,4 @@ def _request_id(headers: dict[str, str]) -> str:
     given = headers.get("x-request-id")
     if given and len(given) <= 128 and given.isprintable():
         return given
-    return secrets.token_hex(12)
+    return time_ordered_id()
