@@ -6,21 +6,21 @@ admin app. This is the only module that wires layers together.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from portico.cache.base import Cache, open_cache
 from portico.config.load import ConfigError, load_settings, portico_home
 from portico.config.schema import Settings
-from portico.http.asgi import Receive, Scope, Send
+from portico.http.asgi import ASGIApp, Receive, Scope, Send, send_json
 from portico.http.auth import Authenticator
 from portico.http.records import record_from_exchange
-from portico.http.routes.admin import create_admin_app
 from portico.http.routes.chat import ChatEndpoint, Exchange
-from portico.http.routes.logs import mount_logs
-from portico.http.routes.routing_admin import mount_routing_admin
 from portico.observability.logging import configure_logging
 from portico.observability.metrics import Metrics
 from portico.observability.recorder import Recorder
@@ -92,9 +92,8 @@ class PorticoApp:
             stored_configs=self._stored_config,
             is_provider=self._is_provider,
         )
-        self.admin = create_admin_app(health=self.health_report, models=self.model_list, metrics=self.metrics.render)
-        mount_logs(self.admin, self.logs, self.auth)
-        mount_routing_admin(self.admin, self.vault, self.auth, self._is_provider)
+        self._admin: ASGIApp | None = None
+        self._admin_lock = asyncio.Lock()
         self.ready = False
 
     def _stored_config(self, config_id: str) -> Mapping[str, Any] | None:
@@ -108,11 +107,42 @@ class PorticoApp:
             if scope["method"] == "POST" and scope["path"] in CHAT_ROUTES:
                 await self.chat(scope, receive, send)
                 return
-            await self.admin(scope, receive, send)
+            if scope["path"] == "/health" and scope["method"] in ("GET", "HEAD"):
+                await self._health(send)
+                return
+            await (await self.admin())(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         else:
-            await self.admin(scope, receive, send)
+            await (await self.admin())(scope, receive, send)
+
+    async def admin(self) -> ASGIApp:
+        """The FastAPI app behind every other route, built on first use.
+
+        A process that only serves traffic (and probes `/health`) never loads FastAPI and its routes: ~10 MiB of
+        RSS. The first admin request builds it in a worker thread, so the imports do not stall the event loop.
+        """
+        if self._admin is None:
+            async with self._admin_lock:
+                if self._admin is None:
+                    self._admin = await asyncio.to_thread(self._build_admin)
+        return self._admin
+
+    def _build_admin(self) -> ASGIApp:
+        from portico.http.routes.admin import create_admin_app
+        from portico.http.routes.logs import mount_logs
+        from portico.http.routes.routing_admin import mount_routing_admin
+
+        admin = create_admin_app(health=self.health_report, models=self.model_list, metrics=self.metrics.render)
+        mount_logs(admin, self.logs, self.auth)
+        mount_routing_admin(admin, self.vault, self.auth, self._is_provider)
+        return admin
+
+    async def _health(self, send: Send) -> None:
+        """`GET /health` without the admin app: load balancers poll it, and it must answer while the rest loads.
+        The FastAPI app declares the same route, so /docs still documents it."""
+        report = self.health_report()
+        await send_json(send, 200 if report.get("ready") else 503, orjson.dumps(report), [])
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
