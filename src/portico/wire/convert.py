@@ -32,6 +32,9 @@ from portico.wire.openai_chat import (
 )
 from portico.wire.portkey import PortkeyHeaders
 
+_NO_PORTKEY = PortkeyHeaders()
+_NO_ORQ = Orq()
+"""Shared, read-only stand-ins for absent headers and an absent `orq` object (built once, not per request)."""
 _LOC = re.compile(r"\[(\d+)\]|\.([^.\[]+)")
 
 
@@ -140,8 +143,8 @@ def build_request(
     portkey: PortkeyHeaders | None = None,
 ) -> ChatRequest:
     """`portkey` headers add trace ids, metadata (body keys win, AMB-65) and cache namespace/refresh."""
-    portkey = portkey or PortkeyHeaders()
-    orq = req.orq or Orq()
+    portkey = portkey or _NO_PORTKEY
+    orq = req.orq or _NO_ORQ
     body = {k: v for k, v in raw.items() if k not in GATEWAY_FIELDS}
     stream = bool(req.stream)
     if not stream:
@@ -156,6 +159,7 @@ def build_request(
     thread = req.thread or orq.thread
     prompt = req.prompt or orq.prompt
     trace = portkey.trace
+    knowledge = req.knowledge_bases or orq.knowledge_bases
     return ChatRequest(
         model=req.model or "",
         body=body,
@@ -179,9 +183,9 @@ def build_request(
         client_key=client_key,
         variables=variables,
         template_engine=req.template_engine or "text",
-        guardrails=tuple((g.id, g.execute_on) for g in req.guardrails or ()),
+        guardrails=tuple((g.id, g.execute_on) for g in req.guardrails) if req.guardrails else (),
         prompt_id=prompt.id if prompt else None,
-        knowledge_ids=tuple(k.knowledge_id for k in (req.knowledge_bases or orq.knowledge_bases or ())),
+        knowledge_ids=tuple(k.knowledge_id for k in knowledge) if knowledge else (),
     )
 
 
