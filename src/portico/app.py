@@ -180,6 +180,7 @@ class PorticoApp:
     async def shutdown(self) -> None:
         self.ready = False
         await self.recorder.stop()  # drains the call log before the database closes
+        await self.logs.close()
         await self.db.close()
         await self.transport.close()
         await self.cache.close()

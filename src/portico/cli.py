@@ -62,6 +62,7 @@ def serve_gateway(config: str | None, host: str | None, port: int | None, worker
         loop="uvloop",
         http="httptools",
         access_log=False,
+        server_header=False,  # no `server: uvicorn` on every response: nothing to fingerprint, less to send
         log_level=settings.logging.level.lower(),
         lifespan="on",
         timeout_graceful_shutdown=10,

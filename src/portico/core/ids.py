@@ -13,9 +13,9 @@ import random
 import time
 
 _bits = random.getrandbits
-_now_us = time.time_ns
+_now_ns = time.time_ns
 
 
 def time_ordered_id() -> str:
     """32 lower-case hex digits: 14 of microsecond timestamp, then 18 random."""
-    return f"{_now_us() // 1000:014x}{_bits(72):018x}"
+    return f"{_now_ns() // 1000:014x}{_bits(72):018x}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -74,6 +74,7 @@ class Gateway:
         self.transport = transport
         self.router = router
         self.cache = cache
+        self._default_options: dict[str, CallOptions] = {}
 
     async def chat(self, request: ChatRequest, served: Served | None = None) -> tuple[ChatResult, Served]:
         """`served` may be passed in so that the caller still sees the attempts when this raises."""
@@ -134,11 +135,13 @@ class Gateway:
             self.providers.resolve(request.model)  # fail fast (400/404) before cache or upstream
         return request
 
-    async def _route(self, request: ChatRequest, served: Served, attempt: AttemptFn[_T]) -> _T:
+    def _route(self, request: ChatRequest, served: Served, attempt: AttemptFn[_T]) -> Awaitable[_T]:
+        """Not a coroutine itself: every await in a request resumes each coroutine frame above it, so the hot
+        path keeps the chain short."""
         plan = request.routing
         if plan is None:
-            return await attempt(Target(model=request.model), None)
-        return await self.router.run(plan, attempt)
+            return attempt(Target(model=request.model), None)
+        return self.router.run(plan, attempt)
 
     def _target(self, request: ChatRequest, target: Target) -> tuple[Provider, str, ChatRequest]:
         if target.provider is not None:
@@ -162,7 +165,11 @@ class Gateway:
     def _options(self, provider: Provider, timeout_ms: float | None, stream: bool) -> CallOptions:
         config = provider.config
         if timeout_ms is None:
-            return CallOptions(timeout_s=config.timeout, connect_timeout_s=config.connect_timeout)
+            options = self._default_options.get(provider.name)
+            if options is None:  # one per provider, read-only: built once instead of per attempt
+                options = CallOptions(timeout_s=config.timeout, connect_timeout_s=config.connect_timeout)
+                self._default_options[provider.name] = options
+            return options
         seconds = timeout_ms / 1000
         if stream:
             return CallOptions(config.timeout, min(config.connect_timeout, seconds), first_event_timeout_s=seconds)

@@ -7,6 +7,7 @@ client session (ruff TID251 enforces it): httpx measured ~15x more CPU per proxi
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -205,7 +206,7 @@ class Transport:
         options: CallOptions,
         provider: str,
     ) -> tuple[int, Mapping[str, str], bytes]:
-        timeout = aiohttp.ClientTimeout(total=options.timeout_s, sock_connect=options.connect_timeout_s)
+        timeout = _timeout(options.timeout_s, options.connect_timeout_s)
         try:
             async with self.session.request(
                 method, _verbatim(url), data=body, headers=headers, timeout=timeout
@@ -246,6 +247,12 @@ class Transport:
             resp.close()  # a broken or abandoned stream must not go back to the pool
             raise
         resp.release()
+
+
+@functools.lru_cache(maxsize=256)
+def _timeout(total: float | None, connect: float | None) -> aiohttp.ClientTimeout:
+    """`ClientTimeout` is an attrs class that is slow to build; calls share a handful of distinct values."""
+    return aiohttp.ClientTimeout(total=total, sock_connect=connect)
 
 
 def _verbatim(url: str) -> str | URL:

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from portico.core.records import CallRecord
 from portico.storage.db import Database
+from portico.storage.sqlite_writer import SQLiteBatchWriter
 from portico.storage.tables import identities, request_logs
 
 _COLUMNS = tuple(c.name for c in request_logs.columns)
@@ -37,10 +38,24 @@ def _where(
 class RequestLogRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._writer: SQLiteBatchWriter | None = None
+        if db.backend == "sqlite" and not db.memory and db.url.database:
+            self._writer = SQLiteBatchWriter(db.url.database, _SQLITE_INSERT)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
 
     async def insert_many(self, records: Sequence[CallRecord]) -> None:
         """One transaction for the batch: the records and the last-seen time of the identities they name."""
         if not records:
+            return
+        if self._writer is not None:
+            seen = _identity_counts(records)
+            identity_rows = [
+                (key, _sqlite_time(first), _sqlite_time(last), n) for key, (first, last, n) in seen.items()
+            ]
+            await self._writer.write([_sqlite_row(r) for r in records], identity_rows)
             return
         async with self.db.begin() as conn:
             if self.db.backend == "sqlite":
@@ -135,8 +150,12 @@ def _sqlite_row(record: CallRecord) -> tuple[Any, ...]:
     values = list(_read_columns(record))
     for index in _JSON_INDEXES:
         values[index] = orjson.dumps(values[index]).decode()
-    values[_CREATED_AT] = record.created_at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    values[_CREATED_AT] = _sqlite_time(record.created_at)
     return tuple(values)
+
+
+def _sqlite_time(value: datetime) -> str:
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _record(row: Any) -> CallRecord:

@@ -1,0 +1,64 @@
+"""The call log's writer for a SQLite file: each batch is one hand-off to one thread that owns its connection.
+
+Why not the SQLAlchemy engine (aiosqlite): there every statement is a round trip between aiosqlite's thread and
+the event loop, and a saturated loop answers each only after a full turn over every ready request. Measured at
+64 connections, ~3,000 requests/s: a batch took 5–8 such trips, the writer managed ~2,200 rows/s, its queue
+filled and records were dropped. Here the loop waits once per batch; BEGIN, the inserts, the identity upserts
+and COMMIT all run in the writer thread. Reads, migrations and PostgreSQL keep using the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+_UPSERT_IDENTITY = (
+    "INSERT INTO identities (id, first_seen_at, last_seen_at, request_count) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET last_seen_at = max(identities.last_seen_at, excluded.last_seen_at), "
+    "request_count = identities.request_count + excluded.request_count"
+)
+
+
+class SQLiteBatchWriter:
+    def __init__(self, path: str, insert_sql: str) -> None:
+        self._path = path
+        self._insert_sql = insert_sql
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    async def write(self, rows: Sequence[tuple[Any, ...]], identities: Sequence[tuple[Any, ...]]) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portico-calllog")
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._write, rows, identities)
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, self._close)
+            executor.shutdown(wait=True)
+
+    def _write(self, rows: Sequence[tuple[Any, ...]], identities: Sequence[tuple[Any, ...]]) -> None:
+        conn = self._conn or self._connect()
+        try:
+            with conn:  # one transaction: committed on success, rolled back on error
+                conn.executemany(self._insert_sql, rows)
+                if identities:
+                    conn.executemany(_UPSERT_IDENTITY, identities)
+        except sqlite3.Error:
+            self._close()  # a broken connection is reopened by the next batch
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, timeout=5.0, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn = conn
+        return conn
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
