@@ -61,28 +61,38 @@ async def send_json(send: Send, status: int, body: bytes, headers: Headers) -> N
     await send_bytes(send, status, body, headers, b"application/json")
 
 
+_WATCHERS: set[asyncio.Task[None]] = set()
+
+
 class DisconnectWatch:
-    """Cancels the serving task when the client goes away, so an abandoned stream stops its upstream call."""
+    """Cancels the serving task when the client goes away, so an abandoned stream stops its upstream call.
+
+    The watcher is never cancelled: ASGI answers `receive()` with `http.disconnect` once the response has been
+    sent, so after `__exit__` it wakes, sees the exchange is over and ends by itself. Cancelling it instead left a
+    reference cycle (task, CancelledError, traceback, frames) behind every streamed request for the collector.
+    """
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
         self._task = asyncio.current_task()
         self.disconnected = False
-        self._watcher: asyncio.Task[None] | None = None
+        self._finished = False
 
     def __enter__(self) -> DisconnectWatch:
-        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        watcher = asyncio.get_running_loop().create_task(self._watch())
+        _WATCHERS.add(watcher)  # the loop keeps only weak references to tasks
+        watcher.add_done_callback(_WATCHERS.discard)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+        self._finished = True
+        self._task = None
 
     async def _watch(self) -> None:
-        while True:
+        while not self._finished:
             message = await self._receive()
             if message["type"] == "http.disconnect":
-                self.disconnected = True
-                if self._task is not None:
+                if not self._finished and self._task is not None:
+                    self.disconnected = True
                     self._task.cancel()
                 return
