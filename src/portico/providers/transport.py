@@ -96,20 +96,18 @@ class SSEReader:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[UpstreamEvent]:
-        buffer = self._buffer + chunk
+        buffer = self._buffer + chunk if self._buffer else chunk
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *blocks, self._buffer = buffer.split(b"\n\n")
         out: list[UpstreamEvent] = []
-        start = 0
-        while True:
-            end = buffer.find(b"\n\n", start)
-            if end < 0:
-                break
-            event = _parse_sse_block(buffer[start:end])
-            if event is not None:
-                out.append(event)
-            start = end + 2
-        self._buffer = buffer[start:]
+        for block in blocks:
+            if block.startswith(b"data: ") and b"\n" not in block:  # the common single-line event, inline
+                out.append(UpstreamEvent(block[6:]))
+            elif block:
+                event = _parse_sse_block(block)
+                if event is not None:
+                    out.append(event)
         return out
 
 
