@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 
 from portico.config.schema import ProviderConfig
@@ -18,10 +17,8 @@ from portico.core.types import ChatRequest, ProviderCredentials
 from portico.providers.anthropic import AnthropicProvider, translate_request
 from portico.providers.registry import load_adapters
 from portico.providers.transport import SSEReader, UpstreamEvent
-from tests.conftest import KEY, Response, http
-from tests.gateway_server import GatewayThread
+from tests.providers.native_gateway import NativeGateway, native_gateway
 from tests.upstreams import anthropic as upstream
-from tests.upstreams.server import UpstreamThread
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "anthropic"
 REQUESTS = json.loads((FIXTURES / "requests.json").read_bytes())
@@ -372,29 +369,13 @@ def test_the_mock_refuses_what_anthropic_refuses(body: dict[str, Any], complaint
 # --- through the gateway ----------------------------------------------------------------------------------------
 
 
-class Gateway:
-    def __init__(self, gateway: GatewayThread, upstream: UpstreamThread) -> None:
-        self.gateway, self.upstream = gateway, upstream
-        self.client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=KEY, max_retries=0)
-
-    def post(self, body: dict[str, Any]) -> Response:
-        headers = {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
-        return http("POST", self.gateway.url + "/v1/chat/completions", json.dumps(body).encode(), headers)
-
-    def sent(self) -> Any:
-        return self.upstream.state.requests[-1]["body"]
+Gateway = NativeGateway
 
 
 @pytest.fixture(scope="module")
 def gw() -> Iterator[Gateway]:
-    with UpstreamThread([upstream.install]) as up:
-        settings = {
-            "auth": {"keys": [KEY]},
-            "providers": {"anthropic": {"api_key": upstream.API_KEY, "base_url": up.url}},
-            "logging": {"request_log": False},
-        }
-        with GatewayThread(settings) as gateway:
-            yield Gateway(gateway, up)
+    with native_gateway(upstream.install, "anthropic", upstream.API_KEY) as gateway:
+        yield gateway
 
 
 @pytest.fixture

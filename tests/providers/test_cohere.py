@@ -16,10 +16,8 @@ from portico.core.types import ChatRequest, ProviderCredentials
 from portico.providers.cohere import CohereProvider, translate_request
 from portico.providers.registry import load_adapters
 from portico.providers.transport import SSEReader, UpstreamEvent
-from tests.conftest import KEY, Response, http
-from tests.gateway_server import GatewayThread
+from tests.providers.native_gateway import NativeGateway, native_gateway
 from tests.upstreams import cohere as upstream
-from tests.upstreams.server import UpstreamThread
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "cohere"
 REQUESTS = json.loads((FIXTURES / "requests.json").read_bytes())
@@ -208,28 +206,13 @@ def test_registered_with_its_key_variable() -> None:
 # --- through the gateway ----------------------------------------------------------------------------------------
 
 
-class Gateway:
-    def __init__(self, gateway: GatewayThread, upstream: UpstreamThread) -> None:
-        self.gateway, self.upstream = gateway, upstream
-
-    def post(self, body: dict[str, Any]) -> Response:
-        headers = {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
-        return http("POST", self.gateway.url + "/v1/chat/completions", json.dumps(body).encode(), headers)
-
-    def sent(self) -> Any:
-        return self.upstream.state.requests[-1]["body"]
+Gateway = NativeGateway
 
 
 @pytest.fixture(scope="module")
 def gw() -> Iterator[Gateway]:
-    with UpstreamThread([upstream.install]) as up:
-        settings = {
-            "auth": {"keys": [KEY]},
-            "providers": {"cohere": {"api_key": "co-key", "base_url": up.url}},
-            "logging": {"request_log": False},
-        }
-        with GatewayThread(settings) as gateway:
-            yield Gateway(gateway, up)
+    with native_gateway(upstream.install, "cohere", "co-key") as gateway:
+        yield gateway
 
 
 @pytest.fixture

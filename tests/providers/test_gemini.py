@@ -17,10 +17,8 @@ from portico.core.types import ChatRequest, ProviderCredentials
 from portico.providers.gemini import GeminiProvider, gemini_schema, translate_request
 from portico.providers.registry import load_adapters, providers_from_env
 from portico.providers.transport import SSEReader, UpstreamEvent
-from tests.conftest import KEY, Response, http
-from tests.gateway_server import GatewayThread
+from tests.providers.native_gateway import NativeGateway, native_gateway
 from tests.upstreams import gemini as upstream
-from tests.upstreams.server import UpstreamThread
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "gemini"
 REQUESTS = json.loads((FIXTURES / "requests.json").read_bytes())
@@ -280,28 +278,13 @@ def test_registered_under_google_and_gemini_with_their_key_variable() -> None:
 # --- through the gateway ----------------------------------------------------------------------------------------
 
 
-class Gateway:
-    def __init__(self, gateway: GatewayThread, upstream: UpstreamThread) -> None:
-        self.gateway, self.upstream = gateway, upstream
-
-    def post(self, body: dict[str, Any]) -> Response:
-        headers = {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
-        return http("POST", self.gateway.url + "/v1/chat/completions", json.dumps(body).encode(), headers)
-
-    def sent(self) -> Any:
-        return self.upstream.state.requests[-1]["body"]
+Gateway = NativeGateway
 
 
 @pytest.fixture(scope="module")
 def gw() -> Iterator[Gateway]:
-    with UpstreamThread([upstream.install]) as up:
-        settings = {
-            "auth": {"keys": [KEY]},
-            "providers": {"gemini": {"api_key": "g-key", "base_url": up.url}},
-            "logging": {"request_log": False},
-        }
-        with GatewayThread(settings) as gateway:
-            yield Gateway(gateway, up)
+    with native_gateway(upstream.install, "gemini", "g-key") as gateway:
+        yield gateway
 
 
 @pytest.fixture

@@ -20,8 +20,9 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
-from portico.core.errors import RequestError, UnsupportedParameter
+from portico.core.errors import UnsupportedParameter
 from portico.core.types import JSONObject
+from portico.providers.base import tool_call_arguments
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _SAFE_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -198,29 +199,19 @@ def _assistant_blocks(message: Mapping[str, Any], i: int, legacy: dict[str, str]
     for j, call in enumerate(calls):
         function = call.get("function") or {}
         use = {"type": "tool_use", "id": tool_id(call.get("id")), "name": function.get("name")}
-        blocks.append({**use, "input": _arguments(function, f"messages[{i}].tool_calls[{j}].function.arguments")})
+        blocks.append(
+            {
+                **use,
+                "input": tool_call_arguments(
+                    function, f"messages[{i}].tool_calls[{j}].function.arguments", "Anthropic"
+                ),
+            }
+        )
     return blocks
 
 
 def _thinking_block(text: Any, signature: Any) -> JSONObject:
     return {"type": "thinking", "thinking": str(text or ""), "signature": str(signature)}
-
-
-def _arguments(function: Mapping[str, Any], where: str) -> JSONObject:
-    raw = function.get("arguments")
-    if isinstance(raw, dict):
-        return raw
-    try:
-        value = orjson.loads(raw) if raw and str(raw).strip() else {}
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise RequestError(
-            f"{where}: the arguments of {function.get('name')!r} must be a JSON object for Anthropic.",
-            code="invalid_tool_arguments",
-            param=where,
-        )
-    return value
 
 
 def _as_text(block: JSONObject) -> JSONObject:

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from portico.config.schema import ProviderConfig
-from portico.core.errors import ProviderError, UpstreamHTTPError, UpstreamProtocolError
+from portico.core.errors import ProviderError, RequestError, UpstreamHTTPError, UpstreamProtocolError
 from portico.core.types import ChatChunk, ChatRequest, ChatResult, JSONObject
 from portico.providers.transport import Transport, UpstreamEvent
 
@@ -238,3 +238,24 @@ def decode_stream_event(event: UpstreamEvent, provider: str) -> JSONObject | Non
     except orjson.JSONDecodeError as exc:
         raise UpstreamProtocolError(f"{provider} sent an invalid stream event", provider=provider) from exc
     return data if isinstance(data, dict) else None
+
+
+def tool_call_arguments(function: Mapping[str, Any], where: str, provider: str) -> JSONObject:
+    """An assistant tool call's `arguments` (a JSON string in OpenAI's shape) as the object native APIs require.
+
+    Empty arguments mean `{}`; anything that is not a JSON object is the client's error (400), said before the
+    provider would refuse it less clearly."""
+    raw = function.get("arguments")
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = orjson.loads(raw) if raw and str(raw).strip() else {}
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise RequestError(
+            f"{where}: the arguments of {function.get('name')!r} must be a JSON object for {provider}.",
+            code="invalid_tool_arguments",
+            param=where,
+        )
+    return value

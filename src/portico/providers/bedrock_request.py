@@ -23,8 +23,9 @@ from typing import Any
 
 import orjson
 
-from portico.core.errors import RequestError, UnsupportedParameter
+from portico.core.errors import UnsupportedParameter
 from portico.core.types import JSONObject
+from portico.providers.base import tool_call_arguments
 from portico.providers.bedrock_stream import JSON_TOOL
 
 EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
@@ -236,26 +237,13 @@ def _assistant_blocks(message: JSONObject, provider: str, i: int) -> list[JSONOb
         blocks.extend(_text_blocks(content or message.get("refusal") or ""))
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
-        use = {"toolUseId": tool_id(call.get("id")), "name": function.get("name"), "input": _arguments(function, i)}
+        use = {
+            "toolUseId": tool_id(call.get("id")),
+            "name": function.get("name"),
+            "input": tool_call_arguments(function, f"messages[{i}].tool_calls", "Bedrock"),
+        }
         blocks.append({"toolUse": use})
     return blocks
-
-
-def _arguments(function: JSONObject, i: int) -> JSONObject:
-    raw = function.get("arguments")
-    if isinstance(raw, dict):
-        return raw
-    try:
-        value = orjson.loads(raw) if raw and str(raw).strip() else {}
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise RequestError(
-            f"messages[{i}].tool_calls: arguments of {function.get('name')!r} must be a JSON object for Bedrock.",
-            code="invalid_tool_arguments",
-            param=f"messages[{i}].tool_calls",
-        )
-    return value
 
 
 def tool_id(raw: Any) -> str:

@@ -24,7 +24,7 @@ import orjson
 from portico.core import errors
 from portico.core.errors import ProviderError, UpstreamHTTPError, UpstreamProtocolError
 from portico.core.types import ChatChunk, JSONObject, Usage
-from portico.providers.base import decode_stream_event, parse_retry_after
+from portico.providers.base import decode_stream_event, parse_retry_after, tool_call_arguments
 from portico.providers.transport import UpstreamEvent
 
 _MEDIA_DEFAULTS = {"audio_url": "audio/mp3", "video_url": "video/mp4"}
@@ -155,15 +155,7 @@ def model_parts(message: Mapping[str, Any], index: int) -> list[tuple[JSONObject
         calls.append({"id": f"legacy_{index}", "function": message["function_call"]})
     for j, call in enumerate(calls):
         fn = call["function"]
-        try:
-            args = orjson.loads(fn.get("arguments") or "{}")
-        except orjson.JSONDecodeError:
-            args = None
-        if not isinstance(args, dict):
-            where = f"messages[{index}].tool_calls[{j}].function.arguments"
-            raise errors.RequestError(
-                "Tool call arguments must be a JSON object.", code="invalid_tool_arguments", param=where
-            )
+        args = tool_call_arguments(fn, f"messages[{index}].tool_calls[{j}].function.arguments", "Gemini")
         function_call: JSONObject = {"functionCall": {"name": fn["name"], "args": args}}
         if call.get("thought_signature"):
             function_call["thoughtSignature"] = call["thought_signature"]
