@@ -286,6 +286,10 @@ def usage(body: dict[str, Any], content: list[dict[str, Any]]) -> dict[str, Any]
     }
 
 
+def _status_error(status: int, message: str) -> web.Response:
+    return web.json_response(error_body(ERROR_TYPES.get(status, "api_error"), message), status=status)
+
+
 def install(app: web.Application, state: UpstreamState) -> None:
     async def messages(request: web.Request) -> web.StreamResponse:
         body = await read_json(request)
@@ -302,14 +306,9 @@ def install(app: web.Application, state: UpstreamState) -> None:
             headers = {"retry-after": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
             kind = ERROR_TYPES.get(failure.status, "api_error")
             return web.json_response(error_body(kind, failure.message), status=failure.status, headers=headers)
+        if (simulated := await state.simulate(model, _status_error)) is not None:
+            return simulated
         mode, arg = state.mode(model)
-        if mode == "slow":
-            await asyncio.sleep(arg)
-        if mode == "invalid_json":
-            return web.Response(text="<html>not json</html>", content_type="application/json")
-        if mode.startswith("status"):
-            kind = ERROR_TYPES.get(int(arg), "api_error")
-            return web.json_response(error_body(kind, f"model {model} failed"), status=int(arg))
         try:
             validate(body)
         except Invalid as exc:

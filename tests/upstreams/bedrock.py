@@ -223,11 +223,9 @@ def install(app: web.Application, state: UpstreamState) -> None:
         problem = validation_error(body)
         if problem is not None:
             return error_response(400, problem)
+        if (simulated := await state.simulate(model, error_response)) is not None:
+            return simulated
         mode, arg = state.mode(model)
-        if mode == "slow":
-            await asyncio.sleep(arg)
-        if mode == "invalid_json":
-            return web.Response(text="<html>not json</html>", content_type="application/json")
         blocks, stop, usage = reply(model, body)
         if not request.path.endswith("/converse-stream"):
             output = {"message": {"role": "assistant", "content": blocks}}

@@ -116,6 +116,10 @@ def usage(body: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _status_error(status: int, message: str) -> web.Response:
+    return web.json_response({"message": message}, status=status)
+
+
 def install(app: web.Application, state: UpstreamState) -> None:
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await read_json(request)
@@ -129,13 +133,9 @@ def install(app: web.Application, state: UpstreamState) -> None:
             return web.json_response(
                 {"id": str(uuid.uuid4()), "message": failure.message}, status=failure.status, headers=headers
             )
+        if (simulated := await state.simulate(model, _status_error)) is not None:
+            return simulated
         mode, arg = state.mode(model)
-        if mode == "slow":
-            await asyncio.sleep(arg)
-        if mode == "invalid_json":
-            return web.Response(text="<html>not json</html>", content_type="application/json")
-        if mode.startswith("status"):
-            return web.json_response({"message": f"model {model} failed"}, status=int(arg))
         try:
             validate(body)
         except Invalid as exc:

@@ -218,13 +218,9 @@ def install(app: web.Application, state: UpstreamState) -> None:
         failure = state.take_failure(model)
         if failure is not None:
             return error(failure.status, failure.message, failure.retry_after)
+        if (simulated := await state.simulate(model, error)) is not None:
+            return simulated
         mode, arg = state.mode(model)
-        if mode == "slow":
-            await asyncio.sleep(arg)
-        if mode == "invalid_json":
-            return web.Response(text="<html>not json</html>", content_type="application/json")
-        if mode.startswith("status"):
-            return error(int(arg), f"model {model} failed")
         body = normalise(raw)
         try:
             validate(body)

@@ -47,6 +47,10 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
 
+def _status_error(status: int, message: str) -> web.Response:
+    return web.json_response(error_body(status, message), status=status)
+
+
 def install(app: web.Application, state: UpstreamState) -> None:
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await read_json(request)
@@ -60,13 +64,9 @@ def install(app: web.Application, state: UpstreamState) -> None:
             return web.json_response(
                 error_body(failure.status, failure.message), status=failure.status, headers=headers
             )
+        if (simulated := await state.simulate(model, _status_error)) is not None:
+            return simulated
         mode, arg = state.mode(model)
-        if mode == "slow":
-            await asyncio.sleep(arg)
-        if mode == "invalid_json":
-            return web.Response(text="<html>not json</html>", content_type="application/json")
-        if mode.startswith("status"):
-            return web.json_response(error_body(int(arg), f"model {model} failed"), status=int(arg))
         if body.get("stream"):
             return await _stream(request, body, mode, arg, state)
         return web.json_response(completion(body))

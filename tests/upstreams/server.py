@@ -70,6 +70,19 @@ class UpstreamState:
     def mode(self, model: str) -> tuple[str, float]:
         return self.modes.get(model, ("ok", 0))
 
+    async def simulate(self, model: str, error: Callable[[int, str], web.Response]) -> web.Response | None:
+        """The modes every mock plays the same way, before answering: `slow` waits, `invalid_json` answers
+        garbage, `status` answers with `error(status, message)` in the provider's own error shape. None means
+        answer normally (stream modes are each mock's own)."""
+        mode, arg = self.mode(model)
+        if mode == "slow":
+            await asyncio.sleep(arg)
+        if mode == "invalid_json":
+            return web.Response(text="<html>not json</html>", content_type="application/json")
+        if mode.startswith("status"):
+            return error(int(arg), f"model {model} failed")
+        return None
+
     def record(self, request: web.Request, body: Any) -> None:
         self.requests.append(
             {
