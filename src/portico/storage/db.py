@@ -80,12 +80,7 @@ class Database:
         return engine
 
     def _sqlite_pragmas(self, dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        if not self.memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
-        cursor.close()
+        sqlite_pragmas(dbapi_connection, memory=self.memory)
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -156,6 +151,17 @@ def _flock(path: Path) -> IO[bytes]:
     handle = path.open("ab")
     fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
     return handle
+
+
+def sqlite_pragmas(connection: Any, *, memory: bool = False) -> None:
+    """Every SQLite connection Portico opens: WAL with NORMAL sync for a file (readers never block the writer,
+    fsync only at checkpoints), and a busy timeout so that concurrent writers wait instead of failing."""
+    cursor = connection.cursor()
+    if not memory:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
 
 
 def head_revision() -> str:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from portico.storage.db import sqlite_pragmas
+
 _UPSERT_IDENTITY = (
     "INSERT INTO identities (id, first_seen_at, last_seen_at, request_count) VALUES (?, ?, ?, ?) "
     "ON CONFLICT(id) DO UPDATE SET last_seen_at = max(identities.last_seen_at, excluded.last_seen_at), "
@@ -52,9 +54,8 @@ class SQLiteBatchWriter:
             raise
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, timeout=5.0, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn = sqlite3.connect(self._path, check_same_thread=False)
+        sqlite_pragmas(conn)
         self._conn = conn
         return conn
 
