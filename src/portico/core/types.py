@@ -156,13 +156,13 @@ class Usage:
         completion = usage.get("completion_tokens") or 0
         pdet = usage.get("prompt_tokens_details") or {}
         cdet = usage.get("completion_tokens_details") or {}
-        return cls(
-            prompt_tokens=int(prompt),
-            completion_tokens=int(completion),
-            total_tokens=int(usage.get("total_tokens") or prompt + completion),
-            cached_tokens=int(pdet.get("cached_tokens") or 0),
-            cache_creation_tokens=int(pdet.get("cache_creation_tokens") or 0),
-            reasoning_tokens=int(cdet.get("reasoning_tokens") or 0),
+        return cls(  # positional: once per call, and a keyword call costs more
+            int(prompt),
+            int(completion),
+            int(usage.get("total_tokens") or prompt + completion),
+            int(pdet.get("cached_tokens") or 0),
+            int(pdet.get("cache_creation_tokens") or 0),
+            int(cdet.get("reasoning_tokens") or 0),
         )
 
     def to_openai(self) -> JSONObject:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
+from itertools import chain
 from typing import Any
 
 from portico.core.errors import PayloadTooLarge
@@ -20,8 +21,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def header_map(scope: Scope) -> dict[str, str]:
-    """Lower-case names → latin-1 values (ASGI guarantees lower-case names; repeated headers: last wins)."""
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    """Lower-case names → latin-1 values (ASGI guarantees lower-case names; repeated headers: last wins).
+
+    Decoded in one piece, not pair by pair (a third of the bytecode of a dict comprehension): no header name or
+    value can hold a line feed (the HTTP parser refuses one), so it is a safe separator."""
+    parts = b"\n".join(chain.from_iterable(scope["headers"])).decode("latin-1").split("\n")
+    return dict(zip(parts[::2], parts[1::2], strict=True)) if len(parts) > 1 else {}
 
 
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:

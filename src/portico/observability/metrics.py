@@ -20,7 +20,6 @@ from portico.core.records import CallRecord
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 _BUCKET_LABELS = (*(repr(bound) for bound in LATENCY_BUCKETS), "+Inf")
-_TOKEN_KINDS = ("prompt", "completion", "cached", "reasoning")
 
 
 class _Latency:
@@ -46,10 +45,10 @@ class _Latency:
 
 class Metrics(Collector):
     def __init__(self) -> None:
-        self.requests: defaultdict[tuple[str, str, str, str], int] = defaultdict(int)
+        self.requests: defaultdict[tuple[str, str, int, str], int] = defaultdict(int)
         self.latency: defaultdict[str, _Latency] = defaultdict(_Latency)
         self.tokens: defaultdict[tuple[str, str, str], int] = defaultdict(int)
-        self.attempts: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.attempts: defaultdict[tuple[object, object], int] = defaultdict(int)
         self.cache_events: defaultdict[str, int] = defaultdict(int)
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self)
@@ -60,16 +59,22 @@ class Metrics(Collector):
         )
 
     def observe(self, record: CallRecord) -> None:
+        """Label values are kept as they come (statuses as ints) and turned into strings when scraped."""
         provider = record.provider or ""
-        model = (record.model or "") if record.status < 400 else ""
-        self.requests[provider, model, str(record.status), record.dialect] += 1
+        status = record.status
+        model = (record.model or "") if status < 400 else ""
+        self.requests[provider, model, status, record.dialect] += 1
         self.latency[provider].observe(record.latency_ms / 1000)
-        counts = (record.prompt_tokens, record.completion_tokens, record.cached_tokens, record.reasoning_tokens)
-        for kind, count in zip(_TOKEN_KINDS, counts, strict=True):
-            if count:
-                self.tokens[provider, model, kind] += count
+        if record.prompt_tokens:
+            self.tokens[provider, model, "prompt"] += record.prompt_tokens
+        if record.completion_tokens:
+            self.tokens[provider, model, "completion"] += record.completion_tokens
+        if record.cached_tokens:
+            self.tokens[provider, model, "cached"] += record.cached_tokens
+        if record.reasoning_tokens:
+            self.tokens[provider, model, "reasoning"] += record.reasoning_tokens
         for attempt in record.attempts:
-            self.attempts[str(attempt.get("provider", "")), str(attempt.get("status", ""))] += 1
+            self.attempts[attempt.get("provider", ""), attempt.get("status", "")] += 1
         if record.cache_status:
             self.cache_events[record.cache_status] += 1
 
@@ -89,8 +94,8 @@ class Metrics(Collector):
         requests = CounterMetricFamily(
             "portico_requests", "Chat calls by outcome.", labels=["provider", "model", "status", "dialect"]
         )
-        for labels, value in list(self.requests.items()):
-            requests.add_metric(labels, value)
+        for (provider, model, status, dialect), value in list(self.requests.items()):
+            requests.add_metric([provider, model, str(status), dialect], value)
         yield requests
         latency = HistogramMetricFamily(
             "portico_request_latency_seconds", "Time from request to the end of the response.", labels=["provider"]
@@ -104,7 +109,7 @@ class Metrics(Collector):
             "portico_upstream_attempts",
             "Upstream attempts (retries and fallbacks included) by upstream status.",
             ["provider", "status"],
-            list(self.attempts.items()),
+            [((str(provider), str(status)), n) for (provider, status), n in list(self.attempts.items())],
         )
         cache = [((status,), n) for status, n in list(self.cache_events.items())]
         yield _counter("portico_cache_events", "Cache lookups by result.", ["status"], cache)

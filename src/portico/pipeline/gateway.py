@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field, replace
@@ -140,7 +141,7 @@ class Gateway:
         path keeps the chain short."""
         plan = request.routing
         if plan is None:
-            return attempt(Target(model=request.model), None)
+            return attempt(_direct_target(request.model), None)
         return self.router.run(plan, attempt)
 
     def _target(self, request: ChatRequest, target: Target) -> tuple[Provider, str, ChatRequest]:
@@ -256,6 +257,13 @@ class Gateway:
         served.provider, served.model = "cache", str(body.get("model") or "")
         served.usage = Usage()
         return ChatResult(body=body, provider="cache", model=served.model)
+
+
+@functools.lru_cache(maxsize=1024)
+def _direct_target(model: str) -> Target:
+    """The target of a request without routing. Targets are immutable, so one per model is shared: building a
+    frozen dataclass per request (~80 bytecodes) cost more than the cache lookup."""
+    return Target(model=model)
 
 
 def _plan_signature(plan: RoutingPlan | Target) -> str:

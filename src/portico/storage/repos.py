@@ -155,6 +155,8 @@ def _sqlite_row(record: CallRecord) -> tuple[Any, ...]:
 
 
 def _sqlite_time(value: datetime) -> str:
+    if value.tzinfo is UTC:  # every record's own time: one call instead of three
+        return value.isoformat(" ", "microseconds")[:26]
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 

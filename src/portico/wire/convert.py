@@ -142,10 +142,15 @@ def build_request(
     client_key: str | None,
     portkey: PortkeyHeaders | None = None,
 ) -> ChatRequest:
-    """`portkey` headers add trace ids, metadata (body keys win, AMB-65) and cache namespace/refresh."""
+    """`portkey` headers add trace ids, metadata (body keys win, AMB-65) and cache namespace/refresh.
+
+    `raw` is consumed: less its gateway fields (usually just `model`), it becomes the request's body; copying
+    it key by key was a loop over every field of every request."""
     portkey = portkey or _NO_PORTKEY
     orq = req.orq or _NO_ORQ
-    body = {k: v for k, v in raw.items() if k not in GATEWAY_FIELDS}
+    body = raw
+    for name in GATEWAY_FIELDS.intersection(raw):
+        del body[name]
     stream = bool(req.stream)
     if not stream:
         body.pop("stream_options", None)

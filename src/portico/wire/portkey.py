@@ -39,7 +39,8 @@ class PortkeyHeaders:
 
 
 def has_portkey_headers(headers: Mapping[str, str]) -> bool:
-    return any(name.startswith("x-portkey-") for name in headers)
+    """Any name starting `x-portkey-`, checked in one join (names hold no line feed): every request asks."""
+    return "\nx-portkey-" in "\n" + "\n".join(headers)
 
 
 def read_portkey_headers(headers: Mapping[str, str]) -> PortkeyHeaders:

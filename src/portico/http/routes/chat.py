@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 
@@ -45,7 +45,8 @@ class Exchange:
     overhead_ms: float = 0.0
     finished: float = 0.0
     disconnected: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
+    portkey: bool = False
+    """The request spoke Portkey (`x-portkey-*` headers): its answer carries Portkey's response headers too."""
 
 
 OnDone = Callable[[Exchange], None]
@@ -105,6 +106,7 @@ class ChatEndpoint:
         check_rules(wire, ex.dialect)
         with_portkey = ex.dialect == "portkey" or (ex.dialect == "orq" and has_portkey_headers(headers))
         portkey = read_portkey_headers(headers) if with_portkey else None
+        ex.portkey = with_portkey
         if portkey is not None and portkey.provider and wire.model:
             raw["model"] = wire.model = qualify(wire.model, portkey.provider)
         request = build_request(
@@ -156,22 +158,31 @@ class ChatEndpoint:
 
 
 def response_headers(ex: Exchange, served: Served) -> list[tuple[bytes, bytes]]:
+    """Each header costs the server a validation and a copy, so only those that say something are sent: the
+    attempt count once there was more than one attempt, Portkey's own headers only to Portkey clients."""
     headers = [
         (b"x-request-id", ex.request_id.encode()),
         (b"x-portico-provider", served.provider.encode()),
         (b"x-portico-model", served.model.encode("latin-1", "replace")),
         (b"x-portico-overhead-ms", f"{ex.overhead_ms:.3f}".encode()),
     ]
-    if served.attempts:
+    if len(served.attempts) > 1:
         headers.append((b"x-portico-attempts", str(len(served.attempts)).encode()))
-        headers.append((b"x-portkey-retry-attempt-count", str(len(served.attempts) - 1).encode()))
+    if served.cache_status is not None:
+        headers.append((b"x-portico-cache", served.cache_status.encode()))
+    if served.dropped_params:
+        headers.append((b"x-portico-dropped-params", ",".join(served.dropped_params).encode()))
+    if ex.portkey:
+        headers.extend(_portkey_headers(ex, served))
+    return headers
+
+
+def _portkey_headers(ex: Exchange, served: Served) -> list[tuple[bytes, bytes]]:
+    headers = [(b"x-portkey-retry-attempt-count", str(max(0, len(served.attempts) - 1)).encode())]
     if served.option_index is not None:
         headers.append((b"x-portkey-last-used-option-index", served.option_index.encode()))
     if served.cache_status is not None:
-        headers.append((b"x-portico-cache", served.cache_status.encode()))
         headers.append((b"x-portkey-cache-status", served.cache_status.encode()))
-    if served.dropped_params:
-        headers.append((b"x-portico-dropped-params", ",".join(served.dropped_params).encode()))
     trace_id = ex.request.trace.trace_id if ex.request is not None else None
     if trace_id:
         headers.append((b"x-portkey-trace-id", trace_id.encode("latin-1", "replace")))

@@ -1,0 +1,134 @@
+"""Instructions per proxied request, counted by callgrind: a repeatable measure of a gateway's own CPU cost.
+
+Wall-clock throughput on this machine moves by up to 2x over a day; an instruction count does not, so it tells
+whether one change to the hot path helped. It is a proxy only: kernel time (sockets) and cache misses are not
+counted, which is why `run.sh` (the shared harness, side by side) stays the benchmark of record.
+
+Needs the shared harness's nginx mock on 127.0.0.1:9100 (`./run.sh ... --keep-nginx` leaves it running) and
+valgrind. Each target runs under callgrind with collection off; after warm-up, collection is switched on for
+`--requests` requests sent by 16 concurrent keep-alive clients, then off again:
+    python bench/instructions.py portico ref [--requests 2000] [--stream]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+HERE = Path(__file__).resolve().parent
+HARNESS = Path(os.environ.get("BENCH_HARNESS", HERE.parent.parent / "shared" / "bench"))
+PORT = 8095
+BODY = (
+    '{"model":"%s","messages":[{"role":"system","content":"You are a helpful assistant. Answer concisely and '
+    'accurately."},{"role":"user","content":"Hello! How are you today? Please reply in one short sentence."}],'
+    '"max_tokens":256,"temperature":0.7%s}'
+)
+
+
+def targets(config: Path) -> dict[str, tuple[list[str], str, str]]:
+    """name → (command, path, model)."""
+    venv_bin = Path(sys.executable).parent
+    portico = [
+        str(venv_bin / "portico"), "serve", "--config", str(config),
+        "--host", "127.0.0.1", "--port", str(PORT),
+    ]  # fmt: skip
+    ref = [
+        "/tmp/anchors/refs/bin/uvicorn", "--app-dir", str(HARNESS / "refs"), "asgi_aiohttp:app",
+        "--host", "127.0.0.1", "--port", str(PORT), "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    return {
+        "portico": (portico, "/v1/chat/completions", "openai/gpt-4o"),
+        "ref": (ref, "/v1/chat/completions", "gpt-4o"),
+    }
+
+
+async def drive(url: str, body: bytes, requests: int, concurrency: int, stream: bool) -> None:
+    headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
+    remaining = requests
+
+    async def client(session: aiohttp.ClientSession) -> None:  # noqa: TID251
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            async with session.post(url, data=body, headers=headers) as resp:
+                data = await resp.read()
+                if resp.status != 200 or (stream and not data.rstrip().endswith(b"[DONE]")):
+                    raise SystemExit(f"bad answer {resp.status}: {data[:200]!r}")
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:  # noqa: TID251 (the load client)
+        await asyncio.gather(*(client(session) for _ in range(concurrency)))
+
+
+async def wait_ready(port: int, within_s: float = 300.0) -> None:
+    deadline = time.monotonic() + within_s
+    async with aiohttp.ClientSession() as session:  # noqa: TID251 (the load client)
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/health") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+    raise SystemExit("gateway not ready")
+
+
+def measure(name: str, requests: int, stream: bool, workdir: Path, config: Path) -> float:
+    command, path, model = targets(config)[name]
+    out = workdir / f"callgrind.{name}.out"
+    env = dict(os.environ, BENCH_UPSTREAM=f"http://127.0.0.1:9100/{'stream/' if stream else ''}v1")
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", *command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{PORT}{path}"
+        body = (BODY % (model, ',"stream":true,"stream_options":{"include_usage":true}' if stream else "")).encode()
+        asyncio.run(wait_ready(PORT))
+        asyncio.run(drive(url, body, 300, 16, stream))  # warm-up: caches, pools, lazy imports
+        subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
+        asyncio.run(drive(url, body, requests, 16, stream))
+        subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True, capture_output=True)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    totals = [int(m) for m in re.findall(rb"^totals: (\d+)", out.read_bytes(), re.M)]
+    return sum(totals) / requests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="+", choices=["portico", "ref"])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--config", type=Path, default=HARNESS / "configs" / "portico.yaml")
+    parser.add_argument("--keep", help="directory to keep the callgrind files in (for callgrind_annotate)")
+    args = parser.parse_args()
+    workdir = Path(args.keep or tempfile.mkdtemp(prefix="portico-callgrind-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = {name: measure(name, args.requests, args.stream, workdir, args.config) for name in args.names}
+    for name, per_request in results.items():
+        line = f"{name:8} {per_request / 1000:8.1f} k instructions/request"
+        if "ref" in results and name != "ref":
+            line += f"  ({per_request / results['ref']:.2f}x ref)"
+        print(line)
+    if args.keep:
+        print(f"callgrind files in {workdir}")
+
+
+if __name__ == "__main__":
+    main()
