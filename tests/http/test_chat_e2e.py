@@ -7,8 +7,10 @@ from typing import Any
 
 import openai
 
-from tests.conftest import KEY, Stack
+from tests.conftest import KEY, Stack, stack_settings
+from tests.gateway_server import GatewayThread
 from tests.spec_schemas import validate_chunk, validate_completion
+from tests.upstreams.server import UpstreamThread
 
 MESSAGES: list[Any] = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}]
 
@@ -27,6 +29,18 @@ def test_sync_completion_through_every_chat_path(stack: Stack) -> None:
     sent = stack.upstream.requests[-1]
     assert sent["body"]["model"] == "gpt-4o"  # the provider prefix is the gateway's business
     assert sent["headers"]["Authorization"] == "Bearer sk-upstream"
+
+
+def test_cookies_an_upstream_sets_never_reach_another_request(upstream_thread: UpstreamThread) -> None:
+    # by host name: aiohttp's default jar would refuse cookies from an IP address and hide the leak
+    named = upstream_thread.url.replace("127.0.0.1", "localhost")
+    upstream_thread.state.reset()
+    with GatewayThread(stack_settings(named)) as gateway:
+        client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=KEY, max_retries=0)
+        for _ in range(2):
+            client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    sent = {name.lower() for name in upstream_thread.state.requests[-1]["headers"]}
+    assert len(upstream_thread.state.requests) == 2 and "cookie" not in sent
 
 
 async def test_async_streaming_chunks_follow_the_spec(stack: Stack) -> None:

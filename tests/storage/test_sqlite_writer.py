@@ -52,3 +52,20 @@ async def test_a_failed_batch_is_rolled_back_and_the_next_one_reconnects(tmp_pat
     finally:
         await repo.close()
         await db.close()
+
+
+async def test_a_batch_larger_than_one_insert_is_written_whole_and_in_order(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'portico.db'}")
+    await db.migrate()
+    repo = RequestLogRepo(db)
+    try:
+        records = [make_record(i, attempts=[{"status": 200, "n": i}]) for i in range(123)]  # 50 + 50 + 23
+        await repo.insert_many(records)
+        assert await repo.count() == 123
+        for i in (0, 49, 50, 99, 100, 122):
+            stored = await repo.get(f"req-{i}")
+            assert stored is not None and stored.attempts == [{"status": 200, "n": i}]
+            assert stored.created_at == records[i].created_at
+    finally:
+        await repo.close()
+        await db.close()

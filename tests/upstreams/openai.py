@@ -69,7 +69,10 @@ def install(app: web.Application, state: UpstreamState) -> None:
         mode, arg = state.mode(model)
         if body.get("stream"):
             return await _stream(request, body, mode, arg, state)
-        return web.json_response(completion(body))
+        response = web.json_response(completion(body))
+        # OpenAI's edge sets bot-management cookies on API answers; a gateway must not replay them for others.
+        response.set_cookie("__cf_bm", f"upstream-{len(state.requests)}", path="/")
+        return response
 
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/chat/completions", chat)

@@ -181,7 +181,12 @@ class Transport:
                 limit=self._limit, ttl_dns_cache=self._dns_ttl, keepalive_timeout=self._keepalive_s
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=None), auto_decompress=True
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),
+                auto_decompress=True,
+                # One session serves every client: a cookie an upstream set for one must never ride along on
+                # another's request. No jar also means no cookie filtering on every call.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
 
     async def close(self) -> None:

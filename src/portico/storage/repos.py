@@ -40,7 +40,7 @@ class RequestLogRepo:
         self.db = db
         self._writer: SQLiteBatchWriter | None = None
         if db.backend == "sqlite" and not db.memory and db.url.database:
-            self._writer = SQLiteBatchWriter(db.url.database, _SQLITE_INSERT)
+            self._writer = SQLiteBatchWriter(db.url.database, request_logs.name, _COLUMNS)
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -5,6 +5,11 @@ the event loop, and a saturated loop answers each only after a full turn over ev
 64 connections, ~3,000 requests/s: a batch took 5–8 such trips, the writer managed ~2,200 rows/s, its queue
 filled and records were dropped. Here the loop waits once per batch; BEGIN, the inserts, the identity upserts
 and COMMIT all run in the writer thread. Reads, migrations and PostgreSQL keep using the engine.
+
+Rows go in as multi-row INSERTs of up to 50 rows, not `executemany`: the driver releases and retakes the GIL
+around every statement step, and with the event loop busy on the same core each of those hand-offs is a
+context switch. One step per row cost ~16 µs of CPU per row in the thread alone (more at 64 connections, when
+the loop never idles); one per 50 rows, ~9 µs.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from typing import Any
 
 from portico.storage.db import sqlite_pragmas
@@ -41,11 +47,18 @@ def register_fast_adapters() -> None:
     sqlite3.register_adapter(bool, int)
 
 
+ROWS_PER_INSERT = 50
+
+
 class SQLiteBatchWriter:
-    def __init__(self, path: str, insert_sql: str) -> None:
+    def __init__(self, path: str, table: str, columns: Sequence[str]) -> None:
         register_fast_adapters()
         self._path = path
-        self._insert_sql = insert_sql
+        self._insert_head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        self._row_marks = "(" + ", ".join("?" for _ in columns) + ")"
+        self._width = len(columns)
+        self._rows_per_insert = ROWS_PER_INSERT
+        self._statements: dict[int, str] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
 
@@ -64,16 +77,28 @@ class SQLiteBatchWriter:
         conn = self._conn or self._connect()
         try:
             with conn:  # one transaction: committed on success, rolled back on error
-                conn.executemany(self._insert_sql, rows)
+                step = self._rows_per_insert
+                for start in range(0, len(rows), step):
+                    chunk = rows[start : start + step]
+                    conn.execute(self._insert(len(chunk)), list(chain.from_iterable(chunk)))
                 if identities:
                     conn.executemany(_UPSERT_IDENTITY, identities)
         except sqlite3.Error:
             self._close()  # a broken connection is reopened by the next batch
             raise
 
+    def _insert(self, count: int) -> str:
+        """The INSERT for `count` rows (at most `_rows_per_insert` distinct texts, each prepared once)."""
+        sql = self._statements.get(count)
+        if sql is None:
+            sql = self._statements[count] = self._insert_head + ", ".join([self._row_marks] * count)
+        return sql
+
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, check_same_thread=False)
+        conn = sqlite3.connect(self._path, check_same_thread=False, cached_statements=ROWS_PER_INSERT + 16)
         sqlite_pragmas(conn)
+        limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # 999 before SQLite 3.32
+        self._rows_per_insert = max(1, min(ROWS_PER_INSERT, limit // self._width))
         self._conn = conn
         return conn
 
