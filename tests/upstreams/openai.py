@@ -200,6 +200,8 @@ async def _stream(
                 return response
             if mode == "drip" and sent:
                 await asyncio.sleep(arg)
+            if mode == "stall_after" and sent == arg:
+                await asyncio.sleep(5)  # goes quiet mid-answer, longer than any idle timeout under test
             await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
     except (asyncio.CancelledError, ConnectionResetError):
         state.notes.append("stream-cancelled")  # the gateway hung up on us

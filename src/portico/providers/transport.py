@@ -58,16 +58,20 @@ class UpstreamStream:
         return await self._response.read()
 
     async def events(self) -> AsyncIterator[list[UpstreamEvent]]:
+        """Until the first event, each read is bounded by the first-event deadline; after it, by the idle
+        timeout, which aiohttp enforces itself (`sock_read`, set by `open_stream`): an `asyncio.timeout` per
+        read was ~130 bytecodes and a timer for every chunk of a token-by-token stream."""
         reader: _Reader = _EventStreamReader() if self._framing == "aws-eventstream" else SSEReader()
         content = self._response.content
         first = self._first_deadline
-        idle = self._options.timeout_s
-        loop = asyncio.get_running_loop()
         while True:
             try:
-                async with asyncio.timeout_at(first if first is not None else loop.time() + idle):
+                if first is not None:
+                    async with asyncio.timeout_at(first):
+                        chunk = await content.readany()
+                else:
                     chunk = await content.readany()
-            except TimeoutError:
+            except TimeoutError:  # aiohttp's read timeout is a TimeoutError too
                 what = "the first token" if first is not None else "the next chunk"
                 raise UpstreamTimeout(
                     f"{self._provider} did not send {what} in time", provider=self._provider
@@ -235,7 +239,7 @@ class Transport:
     ) -> AsyncIterator[UpstreamStream]:
         """Open a streaming call; leaving the block (normally, on error or on cancellation) releases it."""
         first = options.first_event_timeout_s
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=options.connect_timeout_s)
+        timeout = _stream_timeout(options.connect_timeout_s, options.timeout_s)
         first_deadline = None if first is None else asyncio.get_running_loop().time() + first
         try:
             async with asyncio.timeout(first if first is not None else options.timeout_s):
@@ -256,6 +260,12 @@ class Transport:
 def _timeout(total: float | None, connect: float | None) -> aiohttp.ClientTimeout:
     """`ClientTimeout` is an attrs class that is slow to build; calls share a handful of distinct values."""
     return aiohttp.ClientTimeout(total=total, sock_connect=connect)
+
+
+@functools.lru_cache(maxsize=256)
+def _stream_timeout(connect: float | None, idle: float) -> aiohttp.ClientTimeout:
+    """A stream has no total limit, only an idle one: at most `idle` seconds between two reads."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=idle)
 
 
 def _verbatim(url: str) -> str | URL:
