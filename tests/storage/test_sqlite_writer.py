@@ -4,6 +4,7 @@ behind and the next batch reconnects, and rows written raw read back through the
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,58 +15,48 @@ from portico.storage.repos import RequestLogRepo
 from tests.storage.conftest import make_record
 
 
-async def test_records_and_identities_written_raw_read_back(tmp_path: Path) -> None:
+@pytest.fixture
+async def repo(tmp_path: Path) -> AsyncIterator[RequestLogRepo]:
+    """A call log on a SQLite file, so writes take the batch-writer thread (an in-memory database does not)."""
     db = Database(f"sqlite:///{tmp_path / 'portico.db'}")
     await db.migrate()
     repo = RequestLogRepo(db)
-    try:
-        first = [make_record(i, identity_id="user-1", attempts=[{"status": 200}]) for i in range(3)]
-        await repo.insert_many(first)
-        await repo.insert_many([make_record(10, identity_id="user-1")])
-        assert await repo.count() == 4
-        stored = await repo.get("req-1")
-        assert stored is not None
-        assert stored.created_at == datetime(2026, 1, 1, 12, 0, 1, tzinfo=UTC)
-        assert stored.attempts == [{"status": 200}]
-        assert stored.stream is False
-        identity = await repo.identity("user-1")
-        assert identity is not None
-        assert identity["request_count"] == 4
-        assert identity["last_seen_at"] == datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
-    finally:
-        await repo.close()
-        await db.close()
+    yield repo
+    await repo.close()
+    await db.close()
 
 
-async def test_a_failed_batch_is_rolled_back_and_the_next_one_reconnects(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'portico.db'}")
-    await db.migrate()
-    repo = RequestLogRepo(db)
-    try:
-        await repo.insert_many([make_record(1)])
-        duplicate = make_record(2)
-        with pytest.raises(sqlite3.IntegrityError):
-            await repo.insert_many([make_record(3), duplicate, duplicate])  # same primary key twice
-        assert await repo.count() == 1  # the whole batch was rolled back
-        await repo.insert_many([make_record(4)])
-        assert await repo.count() == 2
-    finally:
-        await repo.close()
-        await db.close()
+async def test_records_and_identities_written_raw_read_back(repo: RequestLogRepo) -> None:
+    first = [make_record(i, identity_id="user-1", attempts=[{"status": 200}]) for i in range(3)]
+    await repo.insert_many(first)
+    await repo.insert_many([make_record(10, identity_id="user-1")])
+    assert await repo.count() == 4
+    stored = await repo.get("req-1")
+    assert stored is not None
+    assert stored.created_at == datetime(2026, 1, 1, 12, 0, 1, tzinfo=UTC)
+    assert stored.attempts == [{"status": 200}]
+    assert stored.stream is False
+    identity = await repo.identity("user-1")
+    assert identity is not None
+    assert identity["request_count"] == 4
+    assert identity["last_seen_at"] == datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
 
 
-async def test_a_batch_larger_than_one_insert_is_written_whole_and_in_order(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'portico.db'}")
-    await db.migrate()
-    repo = RequestLogRepo(db)
-    try:
-        records = [make_record(i, attempts=[{"status": 200, "n": i}]) for i in range(123)]  # 50 + 50 + 23
-        await repo.insert_many(records)
-        assert await repo.count() == 123
-        for i in (0, 49, 50, 99, 100, 122):
-            stored = await repo.get(f"req-{i}")
-            assert stored is not None and stored.attempts == [{"status": 200, "n": i}]
-            assert stored.created_at == records[i].created_at
-    finally:
-        await repo.close()
-        await db.close()
+async def test_a_failed_batch_is_rolled_back_and_the_next_one_reconnects(repo: RequestLogRepo) -> None:
+    await repo.insert_many([make_record(1)])
+    duplicate = make_record(2)
+    with pytest.raises(sqlite3.IntegrityError):
+        await repo.insert_many([make_record(3), duplicate, duplicate])  # same primary key twice
+    assert await repo.count() == 1  # the whole batch was rolled back
+    await repo.insert_many([make_record(4)])
+    assert await repo.count() == 2
+
+
+async def test_a_batch_larger_than_one_insert_is_written_whole_and_in_order(repo: RequestLogRepo) -> None:
+    records = [make_record(i, attempts=[{"status": 200, "n": i}]) for i in range(123)]  # 50 + 50 + 23
+    await repo.insert_many(records)
+    assert await repo.count() == 123
+    for i in (0, 49, 50, 99, 100, 122):
+        stored = await repo.get(f"req-{i}")
+        assert stored is not None and stored.attempts == [{"status": 200, "n": i}]
+        assert stored.created_at == records[i].created_at

@@ -22,7 +22,7 @@ import orjson
 
 from portico.core.errors import UnsupportedParameter
 from portico.core.types import JSONObject
-from portico.providers.base import tool_call_arguments
+from portico.providers.base import add_turn, tool_call_arguments
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _SAFE_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -64,10 +64,7 @@ def convert_messages(messages: list[Any], provider: str, tools: bool) -> tuple[l
             raise UnsupportedParameter(provider, f"messages[{i}].role", f"Anthropic has no {role!r} messages")
         if not blocks:
             continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+        add_turn(turns, role, blocks)
     for turn in turns:  # Anthropic wants the answers to the previous turn's tool calls before anything else
         turn["content"].sort(key=lambda block: block["type"] != "tool_result")
         if not tools:

@@ -240,6 +240,15 @@ def decode_stream_event(event: UpstreamEvent, provider: str) -> JSONObject | Non
     return data if isinstance(data, dict) else None
 
 
+def add_turn(turns: list[JSONObject], role: str, blocks: list[JSONObject]) -> None:
+    """Append a turn of content blocks, merged into the previous one when it has the same role: the Messages-style
+    APIs (Anthropic, Bedrock Converse) require user and assistant turns to alternate."""
+    if turns and turns[-1]["role"] == role:
+        turns[-1]["content"].extend(blocks)
+    else:
+        turns.append({"role": role, "content": blocks})
+
+
 def tool_call_arguments(function: Mapping[str, Any], where: str, provider: str) -> JSONObject:
     """An assistant tool call's `arguments` (a JSON string in OpenAI's shape) as the object native APIs require.
 

@@ -25,7 +25,7 @@ import orjson
 
 from portico.core.errors import UnsupportedParameter
 from portico.core.types import JSONObject
-from portico.providers.base import tool_call_arguments
+from portico.providers.base import add_turn, tool_call_arguments
 from portico.providers.bedrock_stream import JSON_TOOL
 
 EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
@@ -136,10 +136,7 @@ def convert_messages(messages: list[Any], provider: str) -> tuple[list[JSONObjec
             raise UnsupportedParameter(provider, f"messages[{i}].role", f"Bedrock has no {role!r} messages")
         if not blocks:
             continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+        add_turn(turns, role, blocks)
     return system, turns
 
 

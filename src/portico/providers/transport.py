@@ -239,7 +239,7 @@ class Transport:
     ) -> AsyncIterator[UpstreamStream]:
         """Open a streaming call; leaving the block (normally, on error or on cancellation) releases it."""
         first = options.first_event_timeout_s
-        timeout = _stream_timeout(options.connect_timeout_s, options.timeout_s)
+        timeout = _timeout(None, options.connect_timeout_s, read=options.timeout_s)  # streams: idle limit only
         first_deadline = None if first is None else asyncio.get_running_loop().time() + first
         try:
             async with asyncio.timeout(first if first is not None else options.timeout_s):
@@ -257,15 +257,10 @@ class Transport:
 
 
 @functools.lru_cache(maxsize=256)
-def _timeout(total: float | None, connect: float | None) -> aiohttp.ClientTimeout:
-    """`ClientTimeout` is an attrs class that is slow to build; calls share a handful of distinct values."""
-    return aiohttp.ClientTimeout(total=total, sock_connect=connect)
-
-
-@functools.lru_cache(maxsize=256)
-def _stream_timeout(connect: float | None, idle: float) -> aiohttp.ClientTimeout:
-    """A stream has no total limit, only an idle one: at most `idle` seconds between two reads."""
-    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=idle)
+def _timeout(total: float | None, connect: float | None, read: float | None = None) -> aiohttp.ClientTimeout:
+    """`ClientTimeout` is an attrs class that is slow to build; calls share a handful of distinct values. `read`
+    bounds each wait for data (a stream's idle time between chunks)."""
+    return aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
 
 
 def _verbatim(url: str) -> str | URL:
