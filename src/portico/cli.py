@@ -63,6 +63,7 @@ def serve_gateway(config: str | None, host: str | None, port: int | None, worker
         http="httptools",
         access_log=False,
         server_header=False,  # no `server: uvicorn` on every response: nothing to fingerprint, less to send
+        proxy_headers=False,  # the gateway never reads the client address; the middleware cost ~160 bytecodes/request
         log_level=settings.logging.level.lower(),
         lifespan="on",
         timeout_graceful_shutdown=10,

@@ -7,7 +7,7 @@ import pytest
 
 from portico.config.schema import ProviderConfig
 from portico.core.errors import UpstreamHTTPError, UpstreamProtocolError
-from portico.core.types import ChatRequest, ProviderCredentials
+from portico.core.types import ChatChunk, ChatRequest, ChatResult, ProviderCredentials
 from portico.providers.openai_compatible import OpenAICompatibleProvider
 from portico.providers.openai_family import FLAVORS
 from portico.providers.transport import SSEReader, UpstreamEvent
@@ -109,3 +109,76 @@ def test_stream_parser_relays_bytes_and_detects_truncation_and_errors() -> None:
         parser.feed(UpstreamEvent(b'{"error": {"message": "overloaded"}}'))
     parser.feed(UpstreamEvent(b"[DONE]"))
     assert parser.close() == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "choices", "usage_key", "usage", "error"),
+    [
+        (b'{"choices":[{"index":0,"delta":{"content":"x"}}],"usage":null}', True, True, None, False),
+        (b'{"choices": [ ], "usage": {"prompt_tokens": 3, "total_tokens": 3}}', False, True, 3, False),
+        (b'{"choices":[],"usage":{}}', False, True, None, False),
+        (b'{"id":"c","choices":[{"index":0,"delta":{}}]}', True, False, None, False),
+        (b'{"error":{"message":"boom"},"choices":null}', False, False, None, True),
+        (b'{"error":"late","choices":[{"index":0,"delta":{"content":"x"}}]}', True, False, None, False),
+        (b'{"choices":[],"usage":7}', False, True, None, False),
+    ],
+)
+def test_relayed_chunks_are_probed_like_their_decoded_form(
+    payload: bytes, choices: bool, usage_key: bool, usage: int | None, error: bool
+) -> None:
+    """The probe must answer exactly what the decoded dict would: the relay decides on these answers whether to
+    strip usage, account it, or raise an in-band error."""
+    relayed = ChatChunk.relayed(payload)
+    decoded = ChatChunk(orjson.loads(payload))
+    assert relayed is not None
+    for chunk in (relayed, decoded):
+        assert chunk.has_choices is choices
+        assert chunk.has_usage_key is usage_key
+        assert (chunk.usage or {}).get("total_tokens") == usage
+        assert chunk.is_error is error
+    assert relayed.data == orjson.loads(payload) and relayed.raw == b"data: " + payload + b"\n\n"
+
+
+def test_relayed_chunks_skip_non_objects_and_refuse_garbage() -> None:
+    assert ChatChunk.relayed(b"[1, 2]") is None
+    assert ChatChunk.relayed(b'"keep-alive"') is None
+    with pytest.raises(ValueError):
+        ChatChunk.relayed(b"{not json")
+    parser = provider("openai").stream_parser(request(), "gpt-4o")
+    assert parser.feed(UpstreamEvent(b"[1]")) == []
+    with pytest.raises(UpstreamProtocolError, match="invalid stream event"):
+        parser.feed(UpstreamEvent(b'{"choices": [}'))
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"[]", "JSON list, not an object"),
+        (b'{"choices": {"0": {}}}', "without choices"),
+        (b'{"choices": null}', "without choices"),
+        (b'{"choices": [], "model": 5}', ""),
+        (b'{"choices": [', "invalid JSON"),
+    ],
+)
+def test_answers_the_probe_refuses_get_the_slow_path_and_its_exact_error(raw: bytes, message: str) -> None:
+    p = provider("openai")
+    if not message:  # an odd but valid answer is still relayed, its model read the slow way
+        result = p.parse_response(raw, "gpt-4o")
+        assert result.raw == raw and result.model == "5" and result.usage.total_tokens == 0
+        return
+    with pytest.raises(UpstreamProtocolError, match=message):
+        p.parse_response(raw, "gpt-4o")
+
+
+def test_a_relayed_answer_decodes_its_body_only_when_asked() -> None:
+    raw = b'{"id":"c","model":"gpt-4o-2024","choices":[{"index":0}],"usage":{"prompt_tokens":2,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":1}}}'
+    result = ChatResult.relayed(raw, "gpt-4o")
+    assert result.model == "gpt-4o-2024"
+    assert (result.usage.prompt_tokens, result.usage.total_tokens, result.usage.cached_tokens) == (2, 5, 1)
+    assert result.body == orjson.loads(raw)
+    with pytest.raises(ValueError):
+        ChatResult()
+    odd = b'{"choices":[],"usage":{"prompt_tokens":2.0,"completion_tokens":null,"prompt_tokens_details":null}}'
+    with pytest.raises(ValueError):
+        ChatResult.relayed(odd, "gpt-4o")  # typed otherwise than the probe expects: decoded instead
+    assert provider("openai").parse_response(odd, "gpt-4o").usage.total_tokens == 2

@@ -13,12 +13,19 @@ with `dataclasses.replace`. Routing configuration (`Target`, `RoutingPlan`, ...)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+import msgspec
+import orjson
+
 JSONObject: TypeAlias = dict[str, Any]
 """An OpenAI-shaped JSON object (a chat body, a completion, a chunk). Only providers and wire code look inside."""
+
+_ABSENT = msgspec.Raw()
+"""A key the probe did not find (an empty `Raw`; a present `null` is `Raw(b'null')`)."""
 
 Dialect = Literal["openai", "orq", "portkey"]
 """Which API family the client spoke; decides output details such as the default of `include_usage`."""
@@ -181,31 +188,192 @@ class Usage:
         return out
 
 
-@dataclass(slots=True)
+class _TokenDetails(msgspec.Struct):
+    cached_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+class _UsageTop(msgspec.Struct):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    prompt_tokens_details: _TokenDetails | None = None
+    completion_tokens_details: _TokenDetails | None = None
+
+    def to_usage(self) -> Usage:
+        prompt = self.prompt_tokens or 0
+        completion = self.completion_tokens or 0
+        pdet, cdet = self.prompt_tokens_details, self.completion_tokens_details
+        return Usage(
+            prompt,
+            completion,
+            self.total_tokens or prompt + completion,
+            (pdet.cached_tokens or 0) if pdet else 0,
+            (pdet.cache_creation_tokens or 0) if pdet else 0,
+            (cdet.reasoning_tokens or 0) if cdet else 0,
+        )
+
+
+class _CompletionTop(msgspec.Struct):
+    """The parts of an OpenAI `chat.completion` the gateway reads; the rest is skipped, not built as objects.
+    Anything typed otherwise (a float token count, say) fails the probe and takes the decoding path."""
+
+    choices: msgspec.Raw
+    model: str | None = None
+    usage: _UsageTop | None = None
+
+
+class _ChunkTop(msgspec.Struct):
+    """The top-level keys of a `chat.completion.chunk` the relay looks at."""
+
+    choices: msgspec.Raw = _ABSENT
+    usage: msgspec.Raw = _ABSENT
+    error: msgspec.Raw = _ABSENT
+
+
+_probe_completion = msgspec.json.Decoder(_CompletionTop).decode
+_probe_chunk = msgspec.json.Decoder(_ChunkTop).decode
+_FALSY = re.compile(rb"\s*(?:\[\s*\]|\{\s*\}|null|false|0|\"\")?\s*\Z")
+"""A JSON value Python would find falsy once decoded (or no value at all)."""
+
+
+def _truthy(value: msgspec.Raw) -> bool:
+    return _FALSY.match(value) is None  # re takes any bytes-like object
+
+
+def _object(value: msgspec.Raw) -> JSONObject | None:
+    """The value decoded when it is a non-empty JSON object."""
+    if not _truthy(value):
+        return None
+    decoded = orjson.loads(memoryview(value))
+    return decoded if isinstance(decoded, dict) and decoded else None
+
+
 class ChatResult:
     """A complete answer in the OpenAI `chat.completion` shape.
 
     `raw` holds the upstream bytes when they already are that shape and may be relayed unchanged (the cheap path
-    for OpenAI-compatible upstreams); it is dropped as soon as anything edits `body`.
+    for OpenAI-compatible upstreams); then `body` is decoded only if something asks for it (a cache write, a
+    guardrail). Decoding a whole answer into objects just to read its usage cost twice the probe that
+    `relayed()` runs. Treated as immutable once built.
     """
 
-    body: JSONObject
-    raw: bytes | None = None
-    provider: str = ""
-    model: str = ""
-    dropped_params: tuple[str, ...] = ()
+    __slots__ = ("_body", "_usage", "dropped_params", "model", "provider", "raw")
+
+    def __init__(
+        self,
+        body: JSONObject | None = None,
+        raw: bytes | None = None,
+        provider: str = "",
+        model: str = "",
+        dropped_params: tuple[str, ...] = (),
+        usage: Usage | None = None,
+    ) -> None:
+        if body is None and raw is None:
+            raise ValueError("a ChatResult needs a body or its raw bytes")
+        self._body = body
+        self.raw = raw
+        self.provider = provider
+        self.model = model
+        self.dropped_params = dropped_params
+        self._usage = usage
+
+    @classmethod
+    def relayed(cls, raw: bytes, model: str) -> ChatResult:
+        """An OpenAI-shaped answer kept as its bytes. Raises ValueError unless it is a JSON object whose
+        `choices` is a list; the caller then decodes it the slow way to say exactly what is wrong."""
+        try:
+            top = _probe_completion(raw)
+        except msgspec.DecodeError as exc:
+            raise ValueError(str(exc)) from None
+        if bytes(memoryview(top.choices)[:1]) != b"[":
+            raise ValueError("choices is not a list")
+        usage = top.usage.to_usage() if top.usage is not None else Usage()
+        return cls(None, raw, model=top.model or model, usage=usage)
+
+    @property
+    def body(self) -> JSONObject:
+        if self._body is None:
+            assert self.raw is not None
+            self._body = orjson.loads(self.raw)
+        return self._body
 
     @property
     def usage(self) -> Usage:
-        return Usage.from_openai(self.body.get("usage"))
+        if self._usage is None:
+            self._usage = Usage.from_openai(self.body.get("usage"))
+        return self._usage
+
+    def __repr__(self) -> str:
+        return f"ChatResult(provider={self.provider!r}, model={self.model!r}, body={self.body!r})"
 
 
-@dataclass(slots=True)
 class ChatChunk:
-    """One `chat.completion.chunk` (or an in-band error object); `raw` is its ready SSE frame when unchanged."""
+    """One `chat.completion.chunk` (or an in-band error object); `raw` is its ready SSE frame when unchanged.
 
-    data: JSONObject
-    raw: bytes | None = None
+    A chunk relayed from an OpenAI-shaped upstream (`relayed()`) is not decoded: a probe reads only whether it
+    has choices, usage or an error, and `data` decodes it on first use (to cache it, or to strip its usage).
+    Decoding every chunk was an eighth of a stream's CPU here. Treated as immutable once built.
+    """
+
+    __slots__ = ("_data", "_payload", "_top", "raw")
+
+    def __init__(self, data: JSONObject, raw: bytes | None = None) -> None:
+        self._data: JSONObject | None = data
+        self.raw = raw
+        self._payload = b""
+        self._top: _ChunkTop | None = None
+
+    @classmethod
+    def relayed(cls, payload: bytes) -> ChatChunk | None:
+        """The chunk an SSE event's JSON payload holds, framed as received; None when it is not a JSON object.
+        Raises ValueError when it is not JSON at all."""
+        try:
+            top = _probe_chunk(payload)
+        except msgspec.ValidationError:
+            return None
+        except msgspec.DecodeError as exc:
+            raise ValueError(str(exc)) from None
+        chunk = cls.__new__(cls)
+        chunk._data = None
+        chunk._payload = payload
+        chunk._top = top
+        chunk.raw = b"data: " + payload + b"\n\n"
+        return chunk
+
+    @property
+    def data(self) -> JSONObject:
+        if self._data is None:
+            self._data = orjson.loads(self._payload)
+        return self._data
+
+    @property
+    def has_choices(self) -> bool:
+        top = self._top
+        return _truthy(top.choices) if top is not None else bool(self.data.get("choices"))
+
+    @property
+    def has_usage_key(self) -> bool:
+        top = self._top
+        return bool(top.usage) if top is not None else "usage" in self.data
+
+    @property
+    def usage(self) -> JSONObject | None:
+        """The chunk's usage object when it carries a non-empty one."""
+        top = self._top
+        if top is not None:
+            return _object(top.usage)
+        usage = self.data.get("usage")
+        return usage if isinstance(usage, dict) and usage else None
+
+    @property
+    def is_error(self) -> bool:
+        """An error object in place of a chunk (an error key and no choices)."""
+        top = self._top
+        if top is not None:
+            return bool(top.error) and not _truthy(top.choices)
+        return "error" in self.data and not self.data.get("choices")
 
     @property
     def has_content(self) -> bool:
@@ -217,6 +385,9 @@ class ChatChunk:
             if choice.get("finish_reason"):
                 return True
         return False
+
+    def __repr__(self) -> str:
+        return f"ChatChunk({self.data!r})"
 
 
 @dataclass(slots=True)

@@ -50,16 +50,15 @@ class StreamRelay:
         include = self._request.include_usage
         out: list[ChatChunk] = []
         for chunk in batch:
-            data = chunk.data
             if self._kept is not None:
-                self._kept.append(data)
-            usage = data.get("usage")
+                self._kept.append(chunk.data)
+            usage = chunk.usage
             if usage:
                 self._served.usage = Usage.from_openai(usage)
-            if include or "usage" not in data:
+            if include or not chunk.has_usage_key:
                 out.append(chunk)
-            elif data.get("choices"):
-                out.append(ChatChunk({k: v for k, v in data.items() if k != "usage"}))
+            elif chunk.has_choices:
+                out.append(ChatChunk({k: v for k, v in chunk.data.items() if k != "usage"}))
         return out
 
     async def _store(self) -> None:

@@ -115,6 +115,10 @@ class OpenAICompatibleProvider(HttpProvider):
         )
 
     def parse_response(self, body: bytes, model: str) -> ChatResult:
+        try:
+            return ChatResult.relayed(body, model)
+        except ValueError:
+            pass  # decoded the slow way below, to say exactly what is wrong with it
         data = decode_json_object(body, self.name)
         if not isinstance(data.get("choices"), list):
             raise UpstreamProtocolError(f"{self.name} returned a completion without choices", provider=self.name)
@@ -139,16 +143,16 @@ class OpenAIStreamParser:
         if not data:
             return []
         try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
+            chunk = ChatChunk.relayed(data)
+        except ValueError as exc:
             raise UpstreamProtocolError(
                 f"{self._provider} sent an invalid stream event", provider=self._provider
             ) from exc
-        if not isinstance(chunk, dict):
+        if chunk is None:
             return []
-        if "error" in chunk and not chunk.get("choices"):
-            raise _stream_error(self._provider, chunk)
-        return [ChatChunk(chunk, b"data: " + data + b"\n\n")]
+        if chunk.is_error:
+            raise _stream_error(self._provider, chunk.data)
+        return [chunk]
 
     def close(self) -> list[ChatChunk]:
         if not self._done:
