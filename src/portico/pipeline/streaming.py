@@ -52,10 +52,13 @@ class StreamRelay:
         for chunk in batch:
             if self._kept is not None:
                 self._kept.append(chunk.data)
+            if not chunk.has_usage_key:  # most chunks: relayed as they are
+                out.append(chunk)
+                continue
             usage = chunk.usage
             if usage:
                 self._served.usage = Usage.from_openai(usage)
-            if include or not chunk.has_usage_key:
+            if include:
                 out.append(chunk)
             elif chunk.has_choices:
                 out.append(ChatChunk({k: v for k, v in chunk.data.items() if k != "usage"}))
