@@ -229,3 +229,32 @@ def test_bad_portkey_metadata_header_is_422() -> None:
     with pytest.raises(ValidationFailed) as info:
         read_portkey_headers({"x-portkey-metadata": "{not json"})
     assert info.value.errors[0].loc == ("header", "x-portkey-metadata")
+
+
+@pytest.mark.parametrize("dialect", ["openai", "orq"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}], "top_k": 5},
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True, "stream_options": {}},
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": False, "stream_options": {}},
+    ],
+)
+def test_a_plain_request_is_built_the_same_on_the_short_path(body: dict[str, Any], dialect: str) -> None:
+    """Requests naming no gateway feature skip the normalisation; with (empty) Portkey headers they take it.
+    Both must give the same request."""
+    import copy
+
+    from portico.wire.portkey import PortkeyHeaders
+
+    short = build_request(copy.deepcopy(body), validate_body(body), dialect=dialect, request_id="r", client_key="k")  # type: ignore[arg-type]
+    full = build_request(
+        copy.deepcopy(body),
+        validate_body(body),
+        dialect=dialect,
+        request_id="r",
+        client_key="k",
+        portkey=PortkeyHeaders(),  # type: ignore[arg-type]
+    )
+    assert short == full
+    assert "model" not in short.body and "stream" not in short.body

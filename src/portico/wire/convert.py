@@ -35,6 +35,8 @@ from portico.wire.portkey import PortkeyHeaders
 _NO_PORTKEY = PortkeyHeaders()
 _NO_ORQ = Orq()
 """Shared, read-only stand-ins for absent headers and an absent `orq` object (built once, not per request)."""
+_PLAIN = frozenset({"model", "stream"})
+"""The only gateway fields of a request that asks for no routing, caching, templating or tracing."""
 _LOC = re.compile(r"\[(\d+)\]|\.([^.\[]+)")
 
 
@@ -146,14 +148,25 @@ def build_request(
 
     `raw` is consumed: less its gateway fields (usually just `model`), it becomes the request's body; copying
     it key by key was a loop over every field of every request."""
-    portkey = portkey or _NO_PORTKEY
-    orq = req.orq or _NO_ORQ
     body = raw
-    for name in GATEWAY_FIELDS.intersection(raw):
+    consumed = GATEWAY_FIELDS.intersection(raw)
+    for name in consumed:
         del body[name]
     stream = bool(req.stream)
     if not stream:
         body.pop("stream_options", None)
+    if portkey is None and consumed <= _PLAIN:  # most requests: no gateway feature to normalise
+        return ChatRequest(
+            req.model or "",
+            body,
+            stream,
+            _include_usage(req, dialect),
+            dialect,
+            trace=TraceInfo(request_id),
+            client_key=client_key,
+        )
+    portkey = portkey or _NO_PORTKEY
+    orq = req.orq or _NO_ORQ
     cache_spec = req.cache or orq.cache
     cache = None
     if cache_spec is not None:
