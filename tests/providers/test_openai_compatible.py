@@ -182,3 +182,11 @@ def test_a_relayed_answer_decodes_its_body_only_when_asked() -> None:
     with pytest.raises(ValueError):
         ChatResult.relayed(odd, "gpt-4o")  # typed otherwise than the probe expects: decoded instead
     assert provider("openai").parse_response(odd, "gpt-4o").usage.total_tokens == 2
+
+
+@pytest.mark.parametrize(
+    "value", [b"[]", b"[ \n ]", b"{}", b"null", b"false", b"0", b"-0", b"0.0", b"0e3", b'""', b"[0]", b"0.5", b'"x"']
+)
+def test_the_probe_finds_a_value_empty_exactly_when_python_would(value: bytes) -> None:
+    chunk = ChatChunk.relayed(b'{"choices": ' + value + b"}")
+    assert chunk is not None and chunk.has_choices is bool(orjson.loads(value))

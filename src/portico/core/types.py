@@ -234,7 +234,7 @@ class _ChunkTop(msgspec.Struct):
 
 _probe_completion = msgspec.json.Decoder(_CompletionTop).decode
 _probe_chunk = msgspec.json.Decoder(_ChunkTop).decode
-_FALSY = re.compile(rb"\s*(?:\[\s*\]|\{\s*\}|null|false|0|\"\")?\s*\Z")
+_FALSY = re.compile(rb"\s*(?:\[\s*\]|\{\s*\}|null|false|-?0(?:\.0*)?(?:[eE][-+]?\d+)?|\"\")?\s*\Z")
 """A JSON value Python would find falsy once decoded (or no value at all)."""
 
 
