@@ -13,7 +13,6 @@ with `dataclasses.replace`. Routing configuration (`Target`, `RoutingPlan`, ...)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
@@ -21,11 +20,10 @@ from typing import Any, Literal, TypeAlias
 import msgspec
 import orjson
 
+from portico.core.probe import ChunkProbe, UsageProbe, json_object, probe_chunk, probe_completion, truthy
+
 JSONObject: TypeAlias = dict[str, Any]
 """An OpenAI-shaped JSON object (a chat body, a completion, a chunk). Only providers and wire code look inside."""
-
-_ABSENT = msgspec.Raw()
-"""A key the probe did not find (an empty `Raw`; a present `null` is `Raw(b'null')`)."""
 
 Dialect = Literal["openai", "orq", "portkey"]
 """Which API family the client spoke; decides output details such as the default of `include_usage`."""
@@ -188,66 +186,20 @@ class Usage:
         return out
 
 
-class _TokenDetails(msgspec.Struct):
-    cached_tokens: int | None = None
-    cache_creation_tokens: int | None = None
-    reasoning_tokens: int | None = None
-
-
-class _UsageTop(msgspec.Struct):
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
-    prompt_tokens_details: _TokenDetails | None = None
-    completion_tokens_details: _TokenDetails | None = None
-
-    def to_usage(self) -> Usage:
-        prompt = self.prompt_tokens or 0
-        completion = self.completion_tokens or 0
-        pdet, cdet = self.prompt_tokens_details, self.completion_tokens_details
-        return Usage(
-            prompt,
-            completion,
-            self.total_tokens or prompt + completion,
-            (pdet.cached_tokens or 0) if pdet else 0,
-            (pdet.cache_creation_tokens or 0) if pdet else 0,
-            (cdet.reasoning_tokens or 0) if cdet else 0,
-        )
-
-
-class _CompletionTop(msgspec.Struct):
-    """The parts of an OpenAI `chat.completion` the gateway reads; the rest is skipped, not built as objects.
-    Anything typed otherwise (a float token count, say) fails the probe and takes the decoding path."""
-
-    choices: msgspec.Raw
-    model: str | None = None
-    usage: _UsageTop | None = None
-
-
-class _ChunkTop(msgspec.Struct):
-    """The top-level keys of a `chat.completion.chunk` the relay looks at."""
-
-    choices: msgspec.Raw = _ABSENT
-    usage: msgspec.Raw = _ABSENT
-    error: msgspec.Raw = _ABSENT
-
-
-_probe_completion = msgspec.json.Decoder(_CompletionTop).decode
-_probe_chunk = msgspec.json.Decoder(_ChunkTop).decode
-_FALSY = re.compile(rb"\s*(?:\[\s*\]|\{\s*\}|null|false|-?0(?:\.0*)?(?:[eE][-+]?\d+)?|\"\")?\s*\Z")
-"""A JSON value Python would find falsy once decoded (or no value at all)."""
-
-
-def _truthy(value: msgspec.Raw) -> bool:
-    return _FALSY.match(value) is None  # re takes any bytes-like object
-
-
-def _object(value: msgspec.Raw) -> JSONObject | None:
-    """The value decoded when it is a non-empty JSON object."""
-    if not _truthy(value):
-        return None
-    decoded = orjson.loads(memoryview(value))
-    return decoded if isinstance(decoded, dict) and decoded else None
+def _usage_of(top: UsageProbe | None) -> Usage:
+    if top is None:
+        return Usage()
+    prompt = top.prompt_tokens or 0
+    completion = top.completion_tokens or 0
+    pdet, cdet = top.prompt_tokens_details, top.completion_tokens_details
+    return Usage(
+        prompt,
+        completion,
+        top.total_tokens or prompt + completion,
+        (pdet.cached_tokens or 0) if pdet else 0,
+        (pdet.cache_creation_tokens or 0) if pdet else 0,
+        (cdet.reasoning_tokens or 0) if cdet else 0,
+    )
 
 
 class ChatResult:
@@ -284,13 +236,12 @@ class ChatResult:
         """An OpenAI-shaped answer kept as its bytes. Raises ValueError unless it is a JSON object whose
         `choices` is a list; the caller then decodes it the slow way to say exactly what is wrong."""
         try:
-            top = _probe_completion(raw)
+            top = probe_completion(raw)
         except msgspec.DecodeError as exc:
             raise ValueError(str(exc)) from None
         if bytes(memoryview(top.choices)[:1]) != b"[":
             raise ValueError("choices is not a list")
-        usage = top.usage.to_usage() if top.usage is not None else Usage()
-        return cls(None, raw, model=top.model or model, usage=usage)
+        return cls(None, raw, model=top.model or model, usage=_usage_of(top.usage))
 
     @property
     def body(self) -> JSONObject:
@@ -323,14 +274,14 @@ class ChatChunk:
         self._data: JSONObject | None = data
         self.raw = raw
         self._payload = b""
-        self._top: _ChunkTop | None = None
+        self._top: ChunkProbe | None = None
 
     @classmethod
     def relayed(cls, payload: bytes) -> ChatChunk | None:
         """The chunk an SSE event's JSON payload holds, framed as received; None when it is not a JSON object.
         Raises ValueError when it is not JSON at all."""
         try:
-            top = _probe_chunk(payload)
+            top = probe_chunk(payload)
         except msgspec.ValidationError:
             return None
         except msgspec.DecodeError as exc:
@@ -351,7 +302,7 @@ class ChatChunk:
     @property
     def has_choices(self) -> bool:
         top = self._top
-        return _truthy(top.choices) if top is not None else bool(self.data.get("choices"))
+        return truthy(top.choices) if top is not None else bool(self.data.get("choices"))
 
     @property
     def has_usage_key(self) -> bool:
@@ -363,7 +314,7 @@ class ChatChunk:
         """The chunk's usage object when it carries a non-empty one."""
         top = self._top
         if top is not None:
-            return _object(top.usage)
+            return json_object(top.usage)
         usage = self.data.get("usage")
         return usage if isinstance(usage, dict) and usage else None
 
@@ -372,7 +323,7 @@ class ChatChunk:
         """An error object in place of a chunk (an error key and no choices)."""
         top = self._top
         if top is not None:
-            return bool(top.error) and not _truthy(top.choices)
+            return bool(top.error) and not truthy(top.choices)
         return "error" in self.data and not self.data.get("choices")
 
     @property
