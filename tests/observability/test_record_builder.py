@@ -84,4 +84,4 @@ def test_a_request_refused_before_parsing_is_still_recorded() -> None:
     record = record_from_exchange(ex)
     assert record.status == 422 and record.error_type == "invalid_request_error" and record.dialect == "orq"
     assert record.provider is record.model is record.requested_model is record.client_key_hash is None
-    assert record.stream is False and record.ttft_ms is None and record.metadata == {} and record.attempts == []
+    assert record.stream is False and record.ttft_ms is None and record.metadata == {} and record.attempts == ()

@@ -86,7 +86,7 @@ def make_record(n: int = 0, **changes: Any) -> CallRecord:
         "total_tokens": 15,
         "latency_ms": 12.5,
         "overhead_ms": 0.4,
-        "attempts": [{"provider": "openai", "model": "gpt-4o", "status": 200, "latency_ms": 12.0, "error": None}],
+        "attempts": ({"provider": "openai", "model": "gpt-4o", "status": 200, "latency_ms": 12.0, "error": None},),
         "metadata": {"team": "search"},
     }
     values.update(changes)

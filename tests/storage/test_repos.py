@@ -7,9 +7,56 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from portico.core.records import CallRecord
 from portico.storage.db import Database
-from portico.storage.repos import RequestLogRepo
+from portico.storage.repos import RequestLogRepo, _SQLiteTime
+from portico.storage.tables import request_logs
 from tests.storage.conftest import make_record
+
+
+def test_a_records_fields_are_the_tables_columns() -> None:
+    """Rows are written as records in field order under the field names: a column without a field (or the
+    reverse) must fail here, not in a batch at run time."""
+    assert sorted(CallRecord._fields) == sorted(column.name for column in request_logs.columns)
+
+
+async def test_a_record_with_default_attempts_and_metadata_round_trips(database: Database) -> None:
+    repo = RequestLogRepo(database)
+    record = CallRecord(
+        id="r-defaults",
+        created_at=datetime(2026, 1, 1, 12, 0, 0, 7, tzinfo=UTC),
+        request_id="req-defaults",
+        path="/v1/chat/completions",
+        dialect="openai",
+        status=401,
+    )
+    await repo.insert_many([record])
+    back = await repo.get("req-defaults")
+    assert back == record
+    assert back is not None and back.as_json()["attempts"] == [] and back.as_json()["metadata"] == {}
+
+
+def test_sqlite_times_are_right_when_the_second_changes_and_comes_back() -> None:
+    """The formatter remembers the last second's text: each value must still get its own second and date."""
+    times = [
+        datetime(2026, 1, 1, 12, 0, 5, 999_999, tzinfo=UTC),
+        datetime(2026, 1, 1, 12, 0, 6, tzinfo=UTC),
+        datetime(2026, 1, 1, 12, 0, 5, 1, tzinfo=UTC),
+        datetime(2026, 2, 1, 12, 0, 5, 1, tzinfo=UTC),  # same day of month, hour, minute, second
+        datetime(2027, 1, 1, 12, 0, 5, 1, tzinfo=UTC),
+        datetime(2026, 1, 1, 14, 0, 5, 42, tzinfo=timezone(timedelta(hours=2))),
+    ]
+    fmt = _SQLiteTime()
+    got = [fmt(value) for value in times]
+    assert got == [
+        "2026-01-01 12:00:05.999999",
+        "2026-01-01 12:00:06.000000",
+        "2026-01-01 12:00:05.000001",
+        "2026-02-01 12:00:05.000001",
+        "2027-01-01 12:00:05.000001",
+        "2026-01-01 12:00:05.000042",
+    ]
+    assert got[:5] == [value.astimezone(UTC).isoformat(" ", "microseconds")[:26] for value in times[:5]]
 
 
 async def test_a_record_round_trips_field_for_field(database: Database) -> None:

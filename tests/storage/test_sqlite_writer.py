@@ -27,14 +27,14 @@ async def repo(tmp_path: Path) -> AsyncIterator[RequestLogRepo]:
 
 
 async def test_records_and_identities_written_raw_read_back(repo: RequestLogRepo) -> None:
-    first = [make_record(i, identity_id="user-1", attempts=[{"status": 200}]) for i in range(3)]
+    first = [make_record(i, identity_id="user-1", attempts=({"status": 200},)) for i in range(3)]
     await repo.insert_many(first)
     await repo.insert_many([make_record(10, identity_id="user-1")])
     assert await repo.count() == 4
     stored = await repo.get("req-1")
     assert stored is not None
     assert stored.created_at == datetime(2026, 1, 1, 12, 0, 1, tzinfo=UTC)
-    assert stored.attempts == [{"status": 200}]
+    assert stored.attempts == ({"status": 200},)
     assert stored.stream is False
     identity = await repo.identity("user-1")
     assert identity is not None
@@ -53,10 +53,10 @@ async def test_a_failed_batch_is_rolled_back_and_the_next_one_reconnects(repo: R
 
 
 async def test_a_batch_larger_than_one_insert_is_written_whole_and_in_order(repo: RequestLogRepo) -> None:
-    records = [make_record(i, attempts=[{"status": 200, "n": i}]) for i in range(123)]  # 50 + 50 + 23
+    records = [make_record(i, attempts=({"status": 200, "n": i},)) for i in range(123)]  # 50 + 50 + 23
     await repo.insert_many(records)
     assert await repo.count() == 123
     for i in (0, 49, 50, 99, 100, 122):
         stored = await repo.get(f"req-{i}")
-        assert stored is not None and stored.attempts == [{"status": 200, "n": i}]
+        assert stored is not None and stored.attempts == ({"status": 200, "n": i},)
         assert stored.created_at == records[i].created_at

@@ -14,7 +14,7 @@ from typing import Any
 
 from portico.core.errors import ProviderError
 from portico.core.ids import time_ordered_id
-from portico.core.records import CallRecord, hash_client_key
+from portico.core.records import NO_METADATA, CallRecord, hash_client_key
 from portico.core.types import TraceInfo, Usage
 from portico.http.routes.chat import Exchange
 from portico.observability.logging import redact
@@ -65,11 +65,19 @@ def record_from_exchange(ex: Exchange) -> CallRecord:
         latency_ms=latency_ms,
         overhead_ms=ex.overhead_ms,
         ttft_ms=ex.overhead_ms + served.upstream_ms if stream and _committed(ex) else None,
-        attempts=[
-            {"provider": a.provider, "model": a.model, "status": a.status, "latency_ms": a.latency_ms, "error": a.error}
-            for a in served.attempts
-        ],
-        metadata=dict(trace.metadata) if trace.metadata else {},
+        attempts=tuple(
+            [
+                {
+                    "provider": a.provider,
+                    "model": a.model,
+                    "status": a.status,
+                    "latency_ms": a.latency_ms,
+                    "error": a.error,
+                }
+                for a in served.attempts
+            ]
+        ),
+        metadata=dict(trace.metadata) if trace.metadata else NO_METADATA,
         identity_id=_id_of(trace.identity),
         thread_id=_id_of(trace.thread),
     )

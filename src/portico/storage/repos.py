@@ -6,7 +6,6 @@ Callers get and give `CallRecord`s, never rows. Times are stored and returned in
 from __future__ import annotations
 
 import builtins
-import operator
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -20,10 +19,11 @@ from portico.storage.db import Database
 from portico.storage.sqlite_writer import SQLiteBatchWriter
 from portico.storage.tables import identities, request_logs
 
-_COLUMNS = tuple(c.name for c in request_logs.columns)
-_read_columns = operator.attrgetter(*_COLUMNS)
-_JSON_INDEXES = tuple(i for i, c in enumerate(request_logs.columns) if isinstance(c.type, sa.JSON))
+_COLUMNS = CallRecord._fields
+"""A record's fields are the table's columns (a test holds them equal): rows are records in their field order."""
 _CREATED_AT = _COLUMNS.index("created_at")
+_ATTEMPTS = _COLUMNS.index("attempts")
+_METADATA = _COLUMNS.index("metadata")
 _SQLITE_INSERT = f"INSERT INTO request_logs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 
 
@@ -137,8 +137,10 @@ class RequestLogRepo:
 
 
 def _row(record: CallRecord) -> dict[str, Any]:
-    row = {name: getattr(record, name) for name in _COLUMNS}
+    row = record._asdict()
     row["created_at"] = _utc(record.created_at)
+    row["attempts"] = [dict(attempt) for attempt in record.attempts]
+    row["metadata"] = dict(record.metadata)
     return row
 
 
@@ -147,22 +149,39 @@ def _sqlite_row(record: CallRecord) -> tuple[Any, ...]:
     processing was measured: 78 µs of CPU per record through `insert()`, 26 µs with this (SQLite's own work
     included). Times are written in SQLAlchemy's storage format for `DateTime` on SQLite (naive UTC,
     `YYYY-MM-DD HH:MM:SS.ffffff`), so raw rows read back through the table like any other."""
-    values = list(_read_columns(record))
-    for index in _JSON_INDEXES:
-        values[index] = orjson.dumps(values[index]).decode()
-    values[_CREATED_AT] = _sqlite_time(record.created_at)
-    return tuple(values)
+    row = list(record)
+    row[_CREATED_AT] = _sqlite_time(record.created_at)
+    row[_ATTEMPTS] = orjson.dumps(record.attempts, default=dict).decode()
+    row[_METADATA] = orjson.dumps(record.metadata, default=dict).decode() if record.metadata else "{}"
+    return tuple(row)
 
 
-def _sqlite_time(value: datetime) -> str:
-    if value.tzinfo is UTC:  # every record's own time: one call instead of three
-        return value.isoformat(" ", "microseconds")[:26]
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+class _SQLiteTime:
+    """Formats a time for SQLite, remembering the text of the last second seen: `isoformat` took 1.6 µs per
+    record, and records written in the same second share everything up to the microseconds."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second: tuple[int, int, int, int] | None = None
+        self._prefix = ""
+
+    def __call__(self, value: datetime) -> str:
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        second = (value.toordinal(), value.hour, value.minute, value.second)
+        if second != self._second:
+            self._second, self._prefix = second, value.isoformat(" ", "seconds")[:19]
+        return f"{self._prefix}.{value.microsecond:06d}"
+
+
+_sqlite_time = _SQLiteTime()
 
 
 def _record(row: Any) -> CallRecord:
     values = dict(row)
     values["created_at"] = _utc(values["created_at"])
+    values["attempts"] = tuple(values["attempts"])
     return CallRecord(**values)
 
 

@@ -62,7 +62,7 @@ class SQLiteBatchWriter:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
 
-    async def write(self, rows: Sequence[tuple[Any, ...]], identities: Sequence[tuple[Any, ...]]) -> None:
+    async def write(self, rows: Sequence[Sequence[Any]], identities: Sequence[tuple[Any, ...]]) -> None:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portico-calllog")
         await asyncio.get_running_loop().run_in_executor(self._executor, self._write, rows, identities)
@@ -73,7 +73,7 @@ class SQLiteBatchWriter:
             await asyncio.get_running_loop().run_in_executor(executor, self._close)
             executor.shutdown(wait=True)
 
-    def _write(self, rows: Sequence[tuple[Any, ...]], identities: Sequence[tuple[Any, ...]]) -> None:
+    def _write(self, rows: Sequence[Sequence[Any]], identities: Sequence[tuple[Any, ...]]) -> None:
         conn = self._conn or self._connect()
         try:
             with conn:  # one transaction: committed on success, rolled back on error
