@@ -28,10 +28,13 @@ SSE_HEADERS: Headers = [
 
 
 def encode_batch(batch: list[ChatChunk]) -> bytes:
-    if len(batch) == 1:
-        chunk = batch[0]
-        return chunk.raw if chunk.raw is not None else b"data: " + orjson.dumps(chunk.data) + b"\n\n"
-    return b"".join(c.raw if c.raw is not None else b"data: " + orjson.dumps(c.data) + b"\n\n" for c in batch)
+    """A list comprehension, not a generator: it runs for every batch of a stream, and resuming a generator per
+    chunk cost twice the bytecodes. A relayed chunk's frame is its `raw`, never empty."""
+    return b"".join([chunk.raw or _frame(chunk) for chunk in batch])
+
+
+def _frame(chunk: ChatChunk) -> bytes:
+    return b"data: " + orjson.dumps(chunk.data) + b"\n\n"
 
 
 async def write_stream(
