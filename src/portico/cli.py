@@ -66,6 +66,7 @@ def serve_gateway(config: str | None, host: str | None, port: int | None, worker
         proxy_headers=False,  # the gateway never reads the client address; the middleware cost ~160 bytecodes/request
         log_level=settings.logging.level.lower(),
         lifespan="on",
+        ws="none",  # no WebSocket routes: spares importing the websockets package in every worker
         timeout_graceful_shutdown=10,
     )
     return 0

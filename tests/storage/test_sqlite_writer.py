@@ -53,10 +53,21 @@ async def test_a_failed_batch_is_rolled_back_and_the_next_one_reconnects(repo: R
 
 
 async def test_a_batch_larger_than_one_insert_is_written_whole_and_in_order(repo: RequestLogRepo) -> None:
-    records = [make_record(i, attempts=({"status": 200, "n": i},)) for i in range(123)]  # 50 + 50 + 23
+    records = [make_record(i, attempts=({"status": 200, "n": i},)) for i in range(123)]  # 32 + 32 + 32 + 16 + 4 + 2 + 1
     await repo.insert_many(records)
     assert await repo.count() == 123
-    for i in (0, 49, 50, 99, 100, 122):
+    for i in (0, 31, 32, 95, 96, 111, 112, 119, 120, 121, 122):
         stored = await repo.get(f"req-{i}")
         assert stored is not None and stored.attempts == ({"status": 200, "n": i},)
         assert stored.created_at == records[i].created_at
+
+
+async def test_batches_of_any_size_use_only_power_of_two_statements(repo: RequestLogRepo) -> None:
+    """Each distinct row count is a statement the connection compiles and caches; six cover every batch."""
+    written = 0
+    for size in range(1, 71):
+        await repo.insert_many([make_record(written + i) for i in range(size)])
+        written += size
+    assert await repo.count() == written
+    assert repo._writer is not None
+    assert set(repo._writer._statements) == {1, 2, 4, 8, 16, 32}

@@ -6,10 +6,14 @@ the event loop, and a saturated loop answers each only after a full turn over ev
 filled and records were dropped. Here the loop waits once per batch; BEGIN, the inserts, the identity upserts
 and COMMIT all run in the writer thread. Reads, migrations and PostgreSQL keep using the engine.
 
-Rows go in as multi-row INSERTs of up to 50 rows, not `executemany`: the driver releases and retakes the GIL
+Rows go in as multi-row INSERTs of up to 32 rows, not `executemany`: the driver releases and retakes the GIL
 around every statement step, and with the event loop busy on the same core each of those hand-offs is a
 context switch. One step per row cost ~16 µs of CPU per row in the thread alone (more at 64 connections, when
 the loop never idles); one per 50 rows, ~9 µs.
+
+A batch is cut into statements of power-of-two row counts (32, 16, 8, 4, 2, 1), so the connection only ever
+prepares six INSERTs. With one per row count, up to fifty were cached: 3.9 MiB of compiled statements, most of
+a gateway's growth under load.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ def register_fast_adapters() -> None:
     sqlite3.register_adapter(bool, int)
 
 
-ROWS_PER_INSERT = 50
+ROWS_PER_INSERT = 32
 
 
 class SQLiteBatchWriter:
@@ -77,10 +81,11 @@ class SQLiteBatchWriter:
         conn = self._conn or self._connect()
         try:
             with conn:  # one transaction: committed on success, rolled back on error
-                step = self._rows_per_insert
-                for start in range(0, len(rows), step):
-                    chunk = rows[start : start + step]
-                    conn.execute(self._insert(len(chunk)), list(chain.from_iterable(chunk)))
+                start, total, most = 0, len(rows), self._rows_per_insert
+                while start < total:
+                    count = min(most, 1 << ((total - start).bit_length() - 1))
+                    conn.execute(self._insert(count), list(chain.from_iterable(rows[start : start + count])))
+                    start += count
                 if identities:
                     conn.executemany(_UPSERT_IDENTITY, identities)
         except sqlite3.Error:
@@ -88,17 +93,18 @@ class SQLiteBatchWriter:
             raise
 
     def _insert(self, count: int) -> str:
-        """The INSERT for `count` rows (at most `_rows_per_insert` distinct texts, each prepared once)."""
+        """The INSERT for `count` rows, a power of two: each of these few texts is prepared once."""
         sql = self._statements.get(count)
         if sql is None:
             sql = self._statements[count] = self._insert_head + ", ".join([self._row_marks] * count)
         return sql
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, check_same_thread=False, cached_statements=ROWS_PER_INSERT + 16)
+        conn = sqlite3.connect(self._path, check_same_thread=False, cached_statements=16)
         sqlite_pragmas(conn)
         limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # 999 before SQLite 3.32
-        self._rows_per_insert = max(1, min(ROWS_PER_INSERT, limit // self._width))
+        fits = max(1, min(ROWS_PER_INSERT, limit // self._width))
+        self._rows_per_insert = 1 << (fits.bit_length() - 1)
         self._conn = conn
         return conn
 
