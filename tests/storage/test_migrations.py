@@ -122,13 +122,7 @@ def test_only_an_existing_schema_that_must_change_loads_alembic(tmp_path: Path) 
     old = tmp_path / "old.db"
     engine = sa.create_engine(f"sqlite:///{old}")
     with engine.begin() as conn:  # a database left at the first revision by an earlier release
-        from alembic import command
-        from alembic.config import Config
-
-        config = Config()
-        config.set_main_option("script_location", str(db_module.MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
+        db_module._upgrade(conn, "0001")
     assert "alembic" in _start(f"sqlite:///{old}")
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head_revision()

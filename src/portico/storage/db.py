@@ -203,11 +203,11 @@ def _create_or_upgrade(connection: sa.Connection) -> None:
     connection.execute(version.insert().values(version_num=head_revision()))
 
 
-def _upgrade(connection: sa.Connection) -> None:
+def _upgrade(connection: sa.Connection, revision: str = "head") -> None:
     from alembic import command  # ~10 MiB, loaded only when an existing schema changes
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
