@@ -64,6 +64,10 @@ def test_auth(stack: Stack) -> None:
         headers={"x-portkey-api-key": KEY, "authorization": "Bearer OPENAI_API_KEY"},
     )
     assert ok.status == 200
+    lower_scheme = stack.post("/v1/chat/completions", OK, key=None, headers={"authorization": f"bearer  {KEY} "})
+    assert lower_scheme.status == 200  # the scheme is case-insensitive, the token's surrounding blanks ignored
+    basic = stack.post("/v1/chat/completions", OK, key=None, headers={"authorization": f"Basic {KEY}"})
+    assert_error(stack, basic, 401, code="invalid_api_key")
     client = openai.OpenAI(base_url=stack.gateway.url + "/v1", api_key="nope", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(**OK)

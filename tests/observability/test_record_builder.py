@@ -20,7 +20,6 @@ def exchange(*, stream: bool = False, **changes: object) -> Exchange:
         body={},
         stream=stream,
         trace=TraceInfo(
-            request_id="r1",
             trace_id="t1",
             metadata={"team": "a"},
             identity={"id": "u1", "email": "u@example.com"},

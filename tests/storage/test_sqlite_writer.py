@@ -71,3 +71,25 @@ async def test_batches_of_any_size_use_only_power_of_two_statements(repo: Reques
     assert await repo.count() == written
     assert repo._writer is not None
     assert set(repo._writer._statements) == {1, 2, 4, 8, 16, 32}
+
+
+async def test_empty_and_zero_values_are_stored_as_sent(repo: RequestLogRepo, tmp_path: Path) -> None:
+    """None and bool are bound through the writer's own adapters: None must be a real SQL NULL, and an empty
+    string, the text '0', a zero cost and False must survive as themselves, not as NULL."""
+    nulls = make_record(1, trace_id=None, provider=None, cost_usd=None, ttft_ms=None, stream=False, partial=False)
+    lookalikes = make_record(
+        2, trace_id="", provider="0", error_message="", cost_usd=0.0, ttft_ms=0.0, stream=True, partial=True
+    )
+    await repo.insert_many([nulls, lookalikes])
+    for sent in (nulls, lookalikes):
+        stored = await repo.get(sent.request_id)
+        assert stored is not None
+        for field in ("trace_id", "provider", "error_message", "cost_usd", "ttft_ms", "stream", "partial"):
+            assert getattr(stored, field) == getattr(sent, field), field
+            assert type(getattr(stored, field)) is type(getattr(sent, field)), field
+    with sqlite3.connect(tmp_path / "portico.db") as conn:
+        typed = conn.execute(
+            "SELECT typeof(trace_id), typeof(provider), typeof(cost_usd), typeof(ttft_ms), stream, partial "
+            "FROM request_logs ORDER BY request_id"
+        ).fetchall()
+    assert typed == [("null", "null", "null", "null", 0, 0), ("text", "text", "real", "real", 1, 1)]

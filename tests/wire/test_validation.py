@@ -173,7 +173,7 @@ def test_orq_container_is_normalised_with_top_level_winning() -> None:
     wire = validate_body(body)
     check_rules(wire, "orq")
     headers = read_portkey_headers({"x-portkey-metadata": '{"team": "h", "env": "prod"}', "x-portkey-trace-id": "t1"})
-    req = build_request(body, wire, dialect="orq", request_id="r1", client_key="k", portkey=headers)
+    req = build_request(body, wire, dialect="orq", client_key="k", portkey=headers)
     assert "orq" not in req.body and "retry" not in req.body and "metadata" not in req.body
     plan = req.routing
     assert isinstance(plan, RoutingPlan) and plan.mode == "fallback"
@@ -202,7 +202,7 @@ def test_unknown_fields_are_kept_verbatim() -> None:
         "structured_outputs": {"choice": ["a", "b"]},
         "stream_options": {"include_usage": True},
     }
-    req = build_request(body, validate_body(body), dialect="openai", request_id="r", client_key=None)
+    req = build_request(body, validate_body(body), dialect="openai", client_key=None)
     assert req.body["repetition_penalty"] == 1.1
     assert req.body["chat_template_kwargs"] == {"enable_thinking": False}
     assert req.body["structured_outputs"] == {"choice": ["a", "b"]}
@@ -221,7 +221,7 @@ def test_unknown_fields_are_kept_verbatim() -> None:
 )
 def test_include_usage_defaults_per_dialect(dialect: str, options: dict[str, Any], expected: bool) -> None:
     body = {**BASE, "stream": True, "stream_options": options}
-    req = build_request(body, validate_body(body), dialect=dialect, request_id="r", client_key=None)  # type: ignore[arg-type]
+    req = build_request(body, validate_body(body), dialect=dialect, client_key=None)  # type: ignore[arg-type]
     assert req.include_usage is expected
 
 
@@ -247,12 +247,11 @@ def test_a_plain_request_is_built_the_same_on_the_short_path(body: dict[str, Any
 
     from portico.wire.portkey import PortkeyHeaders
 
-    short = build_request(copy.deepcopy(body), validate_body(body), dialect=dialect, request_id="r", client_key="k")  # type: ignore[arg-type]
+    short = build_request(copy.deepcopy(body), validate_body(body), dialect=dialect, client_key="k")  # type: ignore[arg-type]
     full = build_request(
         copy.deepcopy(body),
         validate_body(body),
         dialect=dialect,
-        request_id="r",
         client_key="k",
         portkey=PortkeyHeaders(),  # type: ignore[arg-type]
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
 import msgspec
@@ -92,11 +93,12 @@ class CacheOptions:
     force_refresh: bool = False
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class TraceInfo:
-    """What a request is recorded under; none of it changes the answer (so none of it enters the cache key)."""
+    """What a request is recorded under; none of it changes the answer (so none of it enters the cache key).
 
-    request_id: str
+    Frozen, so that the many requests that name nothing share `NO_TRACE` instead of building one each."""
+
     trace_id: str | None = None
     span_id: str | None = None
     parent_span_id: str | None = None
@@ -106,6 +108,10 @@ class TraceInfo:
     identity: Mapping[str, Any] | None = None
     thread: Mapping[str, Any] | None = None
     pii_variables: frozenset[str] = frozenset()
+
+
+NO_TRACE = TraceInfo(metadata=MappingProxyType({}))
+"""The trace of a request that names none (read-only all the way down: it is shared)."""
 
 
 @dataclass(slots=True)
@@ -132,10 +138,11 @@ class ChatRequest:
     dialect: Dialect = "openai"
     routing: RoutingPlan | None = None
     cache: CacheOptions | None = None
-    trace: TraceInfo = field(default_factory=lambda: TraceInfo(request_id=""))
+    trace: TraceInfo = NO_TRACE
     client_key: str | None = None
     credentials: ProviderCredentials | None = None
-    forward_headers: Mapping[str, str] = field(default_factory=dict)
+    forward_headers: Mapping[str, str] | None = None
+    """Client headers to pass upstream (Portkey's `x-portkey-forward-headers`); None when there are none."""
     variables: Mapping[str, Any] | None = None
     template_engine: str = "text"
     guardrails: tuple[tuple[str, str], ...] = ()

@@ -6,7 +6,7 @@ No framework sits on the chat path: FastAPI's request machinery measured ~350–
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from itertools import chain
 from typing import Any
 
@@ -21,7 +21,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def header_map(scope: Scope) -> dict[str, str]:
-    """Lower-case names → latin-1 values (ASGI guarantees lower-case names; repeated headers: last wins).
+    """Lower-case names → latin-1 values (ASGI guarantees lower-case names; repeated headers: last wins), for
+    the requests that need more than a few of them as text (Portkey's); the chat path reads the raw pairs.
 
     Decoded in one piece, not pair by pair (a third of the bytecode of a dict comprehension): no header name or
     value can hold a line feed (the HTTP parser refuses one), so it is a safe separator."""
@@ -29,8 +30,8 @@ def header_map(scope: Scope) -> dict[str, str]:
     return dict(zip(parts[::2], parts[1::2], strict=True)) if len(parts) > 1 else {}
 
 
-async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    declared = headers.get("content-length")
+async def read_body(receive: Receive, headers: Mapping[bytes, bytes], limit: int) -> bytes:
+    declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(limit)
     message = await receive()

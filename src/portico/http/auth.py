@@ -20,36 +20,38 @@ class Authenticator:
     def open(self) -> bool:
         return not self._keys
 
-    def client_key(self, headers: Mapping[str, str]) -> str | None:
-        """The presented gateway key (None when the gateway is open), or AuthenticationFailed."""
+    def client_key(self, headers: Mapping[bytes, bytes]) -> str | None:
+        """The presented gateway key (None when the gateway is open), or AuthenticationFailed.
+
+        Takes the request's raw ASGI headers (lower-case names, latin-1 values): the keys are compared as the
+        bytes they arrived as, and only the one accepted is decoded."""
         if not self._keys:
             return None
-        portkey = headers.get("x-portkey-api-key")
+        portkey = headers.get(b"x-portkey-api-key")
         if portkey and self._valid(portkey):
-            return portkey
+            return portkey.decode("latin-1")
         bearer = bearer_token(headers)
         if bearer and self._valid(bearer):
-            return bearer
+            return bearer.decode("latin-1")
         if portkey is None and bearer is None:
             raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>' or 'x-portkey-api-key'.")
         raise AuthenticationFailed("Invalid API key.")
 
     def is_gateway_key(self, value: str) -> bool:
-        return bool(self._keys) and self._valid(value)
+        return bool(self._keys) and self._valid(value.encode("latin-1", "replace"))
 
-    def _valid(self, presented: str) -> bool:
-        candidate = presented.encode()
+    def _valid(self, presented: bytes) -> bool:
         found = False
         for key in self._keys:
-            found |= hmac.compare_digest(candidate, key)
+            found |= hmac.compare_digest(presented, key)
         return found
 
 
-def bearer_token(headers: Mapping[str, str]) -> str | None:
-    value = headers.get("authorization")
+def bearer_token(headers: Mapping[bytes, bytes]) -> bytes | None:
+    value = headers.get(b"authorization")
     if value is None:
         return None
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer":
+    scheme, _, token = value.partition(b" ")
+    if scheme.lower() != b"bearer":
         return None
     return token.strip() or None

@@ -15,14 +15,13 @@ from typing import Any
 from portico.core.errors import ProviderError
 from portico.core.ids import time_ordered_id
 from portico.core.records import NO_METADATA, CallRecord, hash_client_key
-from portico.core.types import TraceInfo, Usage
+from portico.core.types import NO_TRACE, Usage
 from portico.http.routes.chat import Exchange
 from portico.observability.logging import redact
 from portico.pipeline.gateway import Served
 
 MAX_ERROR_CHARS = 2000
 _NOT_SERVED = Served()
-_NO_TRACE = TraceInfo(request_id="")
 _NO_USAGE = Usage()
 _key_hash = lru_cache(maxsize=256)(hash_client_key)
 
@@ -30,13 +29,20 @@ _key_hash = lru_cache(maxsize=256)(hash_client_key)
 def record_from_exchange(ex: Exchange) -> CallRecord:
     request, error = ex.request, ex.error
     served = ex.served or _NOT_SERVED
-    trace = request.trace if request is not None else _NO_TRACE
+    if request is not None:
+        trace, requested_model, stream = request.trace, request.model, request.stream
+        key_hash = _key_hash(request.client_key)
+    else:
+        trace, requested_model, stream, key_hash = NO_TRACE, None, False, None
+    if error is None:
+        provider = served.provider or None
+        error_type = "client_disconnected" if ex.disconnected else None
+        error_message = None
+    else:
+        provider = served.provider or (error.provider if isinstance(error, ProviderError) else None)
+        error_type, error_message = error.type, redact(error.message[:MAX_ERROR_CHARS])
     usage = served.usage or _NO_USAGE
     latency_ms = max(0.0, (ex.finished or time.perf_counter()) - ex.started) * 1000
-    provider = served.provider or (error.provider if isinstance(error, ProviderError) else None)
-    requested_model = request.model if request is not None else None
-    stream = request.stream if request is not None else False
-    error_type = error.type if error is not None else "client_disconnected" if ex.disconnected else None
     return CallRecord(
         id=time_ordered_id(),
         created_at=datetime.fromtimestamp(time.time() - latency_ms / 1000, UTC),
@@ -46,13 +52,13 @@ def record_from_exchange(ex: Exchange) -> CallRecord:
         parent_span_id=trace.parent_span_id,
         path=ex.path,
         dialect=ex.dialect,
-        client_key_hash=_key_hash(request.client_key) if request is not None else None,
+        client_key_hash=key_hash,
         provider=provider,
         model=served.model or _bare_model(requested_model, provider),
         requested_model=requested_model,
         status=ex.status,
         error_type=error_type,
-        error_message=redact(error.message[:MAX_ERROR_CHARS]) if error is not None else None,
+        error_message=error_message,
         stream=stream,
         partial=served.partial,
         cache_status=served.cache_status,
@@ -78,8 +84,8 @@ def record_from_exchange(ex: Exchange) -> CallRecord:
             ]
         ),
         metadata=dict(trace.metadata) if trace.metadata else NO_METADATA,
-        identity_id=_id_of(trace.identity),
-        thread_id=_id_of(trace.thread),
+        identity_id=_id_of(trace.identity) if trace.identity else None,
+        thread_id=_id_of(trace.thread) if trace.thread else None,
     )
 
 
@@ -95,6 +101,6 @@ def _bare_model(requested: str | None, provider: str | None) -> str | None:
     return requested.removeprefix(provider + "/")
 
 
-def _id_of(value: Mapping[str, Any] | None) -> str | None:
-    found = value.get("id") if value else None
+def _id_of(value: Mapping[str, Any]) -> str | None:
+    found = value.get("id")
     return str(found) if found is not None else None

@@ -23,17 +23,14 @@ _BUCKET_LABELS = (*(repr(bound) for bound in LATENCY_BUCKETS), "+Inf")
 
 
 class _Latency:
-    __slots__ = ("buckets", "count", "total")
+    """One provider's latency histogram. `Metrics.observe` fills it in place (no method call per request); the
+    count is the sum of the buckets, taken when scraped."""
+
+    __slots__ = ("buckets", "total")
 
     def __init__(self) -> None:
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
-        self.count = 0
         self.total = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.count += 1
-        self.total += seconds
 
     def cumulative(self) -> list[tuple[str, float]]:
         running, out = 0, []
@@ -64,7 +61,10 @@ class Metrics(Collector):
         status = record.status
         model = (record.model or "") if status < 400 else ""
         self.requests[provider, model, status, record.dialect] += 1
-        self.latency[provider].observe(record.latency_ms / 1000)
+        seconds = record.latency_ms / 1000
+        latency = self.latency[provider]
+        latency.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        latency.total += seconds
         if record.prompt_tokens:
             self.tokens[provider, model, "prompt"] += record.prompt_tokens
         if record.completion_tokens:

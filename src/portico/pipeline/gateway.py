@@ -81,7 +81,7 @@ class Gateway:
         """`served` may be passed in so that the caller still sees the attempts when this raises."""
         served = served if served is not None else Served()
         request = self.prepare(request)
-        key = self._cache_key(request, served)
+        key = self._cache_key(request) if request.cache is not None else None
         if key is not None and (hit := await self._cache_read(key, request, served)) is not None:
             return hit, served
         started = time.perf_counter()
@@ -101,7 +101,7 @@ class Gateway:
         """Return once the stream is committed (first content received), so headers can name the serving model."""
         served = served if served is not None else Served()
         request = self.prepare(request)
-        key = self._cache_key(request, served)
+        key = self._cache_key(request) if request.cache is not None else None
         if key is not None and (hit := await self._cache_read(key, request, served)) is not None:
             chunks = chunks_from_completion(hit.body, request.include_usage)
             return _replay([[ChatChunk(c)] for c in chunks]), served
@@ -224,7 +224,7 @@ class Gateway:
 
         return attempt
 
-    def _cache_key(self, request: ChatRequest, served: Served) -> str | None:
+    def _cache_key(self, request: ChatRequest) -> str | None:
         if request.cache is None or self.cache is None:
             return None
         provider, model = self._primary(request)

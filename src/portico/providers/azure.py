@@ -54,7 +54,7 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
         self._query = "?api-version=" + quote(self.api_version, safe="")
 
     def headers(self, request: ChatRequest) -> dict[str, str]:
-        headers = super().headers(request)
+        headers = dict(super().headers(request))
         per_request = request.credentials is not None and bool(request.credentials.api_key)
         if self._ad_token and not per_request:
             headers.pop("api-key", None)

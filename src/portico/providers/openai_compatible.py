@@ -6,7 +6,9 @@ reach the upstream verbatim (vLLM's sampling parameters), except those a flavor 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import orjson
 
@@ -84,12 +86,19 @@ class OpenAICompatibleProvider(HttpProvider):
         super().__init__(name, config)
         self._url_suffix = "/chat/completions"
         self._static_headers = {"Content-Type": "application/json", **config.headers}
+        self._own_url = self.base_url + self._url_suffix
+        own_headers = self._with_key(dict(self._static_headers), config.api_key)
+        self._own_headers: Mapping[str, str] = MappingProxyType(own_headers)
+        """URL and headers of every call that brings no credentials or headers of its own, built once."""
 
-    def headers(self, request: ChatRequest) -> dict[str, str]:
+    def headers(self, request: ChatRequest) -> Mapping[str, str]:
+        if request.credentials is None and not request.forward_headers:
+            return self._own_headers
         headers = dict(self._static_headers)
-        if request.forward_headers or request.credentials is not None:
-            headers.update(self.extra_headers(request))
-        key = self.api_key(request)
+        headers.update(self.extra_headers(request))
+        return self._with_key(headers, self.api_key(request))
+
+    def _with_key(self, headers: dict[str, str], key: str | None) -> dict[str, str]:
         if key:
             headers[self.flavor.auth_header] = self.flavor.auth_prefix + key
         return headers
@@ -107,7 +116,7 @@ class OpenAICompatibleProvider(HttpProvider):
                 options = body.get("stream_options")
                 body["stream_options"] = {**options, "include_usage": True} if options else {"include_usage": True}
         return HttpCall(
-            url=self.url_base(request) + self._url_suffix,
+            url=self._own_url if request.credentials is None else self.url_base(request) + self._url_suffix,
             headers=self.headers(request),
             body=orjson.dumps(body),
             framing="sse",

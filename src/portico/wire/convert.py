@@ -79,8 +79,7 @@ def check_rules(req: ChatCompletionRequest, dialect: Dialect) -> None:
     add = errors.append
     if not req.model:
         add(FieldError(("body", "model"), "Field required", "missing"))
-    prompt = req.prompt or (req.orq.prompt if req.orq else None)
-    if not req.messages and prompt is None:
+    if not req.messages and (req.prompt or (req.orq.prompt if req.orq else None)) is None:
         add(FieldError(("body", "messages"), "List should have at least 1 item", "too_short"))
     if req.top_logprobs and not req.logprobs:
         add(FieldError(("body", "top_logprobs"), "top_logprobs requires logprobs to be true", "value_error"))
@@ -126,10 +125,11 @@ def _check_orq(req: ChatCompletionRequest, add: Any) -> None:
 def _check_openai(req: ChatCompletionRequest, add: Any) -> None:
     if req.n is not None and req.n > 128:
         add(FieldError(("body", "n"), "Input should be less than or equal to 128", "less_than_equal"))
-    for name in ("frequency_penalty", "presence_penalty"):
-        value = getattr(req, name)
-        if value is not None and not -2 <= value <= 2:
-            add(FieldError(("body", name), "Input should be between -2 and 2", "value_error"))
+    frequency, presence = req.frequency_penalty, req.presence_penalty
+    if frequency is not None and not -2 <= frequency <= 2:
+        add(FieldError(("body", "frequency_penalty"), "Input should be between -2 and 2", "value_error"))
+    if presence is not None and not -2 <= presence <= 2:
+        add(FieldError(("body", "presence_penalty"), "Input should be between -2 and 2", "value_error"))
     for i, message in enumerate(req.messages):
         if getattr(message, "tool_call_id", "") is None:
             add(FieldError(("body", "messages", i, "tool_call_id"), "Input should be a valid string", "string_type"))
@@ -140,7 +140,6 @@ def build_request(
     req: ChatCompletionRequest,
     *,
     dialect: Dialect,
-    request_id: str,
     client_key: str | None,
     portkey: PortkeyHeaders | None = None,
 ) -> ChatRequest:
@@ -162,7 +161,6 @@ def build_request(
             stream,
             _include_usage(req, dialect),
             dialect,
-            trace=TraceInfo(request_id),
             client_key=client_key,
         )
     portkey = portkey or _NO_PORTKEY
@@ -187,7 +185,6 @@ def build_request(
         routing=routing_plan(req, orq),
         cache=cache,
         trace=TraceInfo(
-            request_id=request_id,
             trace_id=trace.get("trace_id"),
             span_id=trace.get("span_id"),
             parent_span_id=trace.get("parent_span_id"),

@@ -38,9 +38,10 @@ class PortkeyHeaders:
     strict_openai: bool = True
 
 
-def has_portkey_headers(headers: Mapping[str, str]) -> bool:
-    """Any name starting `x-portkey-`, checked in one join (names hold no line feed): every request asks."""
-    return "\nx-portkey-" in "\n" + "\n".join(headers)
+def has_portkey_headers(headers: Mapping[bytes, bytes]) -> bool:
+    """Any name starting `x-portkey-` among the raw (lower-case) names, checked in one join (names hold no line
+    feed): every request asks."""
+    return b"\nx-portkey-" in b"\n" + b"\n".join(headers)
 
 
 def read_portkey_headers(headers: Mapping[str, str]) -> PortkeyHeaders:

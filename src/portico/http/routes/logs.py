@@ -73,7 +73,7 @@ def mount_logs(app: FastAPI, store: LogStore, auth: Authenticator) -> None:
 
 def _deny(auth: Authenticator, request: Request) -> Response | None:
     try:
-        auth.client_key(dict(request.headers.items()))
+        auth.client_key(dict(request.headers.raw))
     except PorticoError as error:
         return _error(error)
     return None

@@ -25,7 +25,7 @@ class VirtualKeyIn(BaseModel):
 def mount_routing_admin(app: FastAPI, vault: Vault, auth: Authenticator, is_provider: Any) -> None:
     def require_key(request: Request) -> None:
         try:
-            auth.client_key({k.lower(): v for k, v in request.headers.items()})
+            auth.client_key(dict(request.headers.raw))
         except AuthenticationFailed as exc:
             raise HTTPException(401, exc.message) from None
 
