@@ -33,10 +33,10 @@ class UsageProbe(msgspec.Struct):
 
 
 class CompletionProbe(msgspec.Struct):
-    """The parts of a `chat.completion` the gateway reads. Anything typed otherwise (a float token count, say)
-    fails the probe, and the caller decodes the answer instead."""
+    """The parts of a `chat.completion` the gateway reads. Anything typed otherwise (a float token count, say, or
+    `choices` that is not a list) fails the probe, and the caller decodes the answer instead."""
 
-    choices: msgspec.Raw
+    choices: list[msgspec.Raw]
     model: str | None = None
     usage: UsageProbe | None = None
 

@@ -105,10 +105,11 @@ class OpenAICompatibleProvider(HttpProvider):
 
     def build_request(self, request: ChatRequest, model: str) -> HttpCall:
         body = dict(request.body)
-        dropped: list[str] = []
-        for param in self.flavor.unsupported.intersection(body) if self.flavor.unsupported else ():
-            del body[param]
-            dropped.append(param)
+        dropped: tuple[str, ...] = ()
+        if self.flavor.unsupported and (found := self.flavor.unsupported.intersection(body)):
+            for param in found:
+                del body[param]
+            dropped = tuple(sorted(found))
         body["model"] = model
         if request.stream:
             body["stream"] = True
@@ -120,7 +121,7 @@ class OpenAICompatibleProvider(HttpProvider):
             headers=self.headers(request),
             body=orjson.dumps(body),
             framing="sse",
-            dropped_params=tuple(sorted(dropped)),
+            dropped_params=dropped,
         )
 
     def parse_response(self, body: bytes, model: str) -> ChatResult:
