@@ -84,3 +84,72 @@ def test_a_request_refused_before_parsing_is_still_recorded() -> None:
     assert record.status == 422 and record.error_type == "invalid_request_error" and record.dialect == "orq"
     assert record.provider is record.model is record.requested_model is record.client_key_hash is None
     assert record.stream is False and record.ttft_ms is None and record.metadata == {} and record.attempts == ()
+
+
+def test_every_field_lands_in_its_own_column() -> None:
+    """The record is built positionally: every field gets a value no other field has, and each is checked by name,
+    so two swapped positions fail here."""
+    request = ChatRequest(
+        model="openai/gpt-4o",
+        body={},
+        stream=True,
+        trace=TraceInfo(
+            trace_id="trace-1",
+            span_id="span-1",
+            parent_span_id="parent-1",
+            metadata={"team": "a"},
+            identity={"id": "user-1"},
+            thread={"id": "thread-1"},
+        ),
+        client_key=KEY,
+    )
+    served = Served(
+        provider="openai",
+        model="gpt-4o-2024",
+        attempts=[Attempt("openai", "gpt-4o-2024", 200, 9.0)],
+        usage=Usage(prompt_tokens=7, completion_tokens=3, total_tokens=10, cached_tokens=2, reasoning_tokens=1),
+        cache_status="MISS",
+        upstream_ms=200.0,
+        partial=True,
+    )
+    ex = Exchange("/v1/chat/completions", "req-1", started=100.0, request=request, finished=100.25, overhead_ms=1.5)
+    ex.dialect, ex.served = "portkey", served
+    record = record_from_exchange(ex)._asdict()
+    assert len(record.pop("id")) == 32
+    assert abs(record.pop("created_at") - (datetime.now(UTC) - timedelta(milliseconds=250))) < timedelta(seconds=2)
+    assert record == {
+        "request_id": "req-1",
+        "path": "/v1/chat/completions",
+        "dialect": "portkey",
+        "status": 200,
+        "trace_id": "trace-1",
+        "span_id": "span-1",
+        "parent_span_id": "parent-1",
+        "client_key_hash": hashlib.sha256(KEY.encode()).hexdigest()[:16],
+        "provider": "openai",
+        "model": "gpt-4o-2024",
+        "requested_model": "openai/gpt-4o",
+        "error_type": None,
+        "error_message": None,
+        "stream": True,
+        "partial": True,
+        "cache_status": "MISS",
+        "prompt_tokens": 7,
+        "completion_tokens": 3,
+        "total_tokens": 10,
+        "cached_tokens": 2,
+        "reasoning_tokens": 1,
+        "cost_usd": None,
+        "latency_ms": 250.0,
+        "overhead_ms": 1.5,
+        "ttft_ms": 201.5,
+        "attempts": ({"provider": "openai", "model": "gpt-4o-2024", "status": 200, "latency_ms": 9.0, "error": None},),
+        "metadata": {"team": "a"},
+        "identity_id": "user-1",
+        "thread_id": "thread-1",
+    }
+    failed = Exchange("/v1/chat/completions", "req-2", started=1.0, finished=1.01, status=502)
+    failed.error = UpstreamHTTPError("boom", provider="openai", upstream_status=500)
+    failed_record = record_from_exchange(failed)
+    assert (failed_record.error_type, failed_record.error_message) == ("upstream_error", "boom")
+    assert (failed_record.cost_usd, failed_record.ttft_ms) == (None, None)

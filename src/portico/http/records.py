@@ -24,6 +24,7 @@ MAX_ERROR_CHARS = 2000
 _NOT_SERVED = Served()
 _NO_USAGE = Usage()
 _key_hash = lru_cache(maxsize=256)(hash_client_key)
+_new_record = tuple.__new__
 
 
 def record_from_exchange(ex: Exchange) -> CallRecord:
@@ -43,49 +44,54 @@ def record_from_exchange(ex: Exchange) -> CallRecord:
         error_type, error_message = error.type, redact(error.message[:MAX_ERROR_CHARS])
     usage = served.usage or _NO_USAGE
     latency_ms = max(0.0, (ex.finished or time.perf_counter()) - ex.started) * 1000
-    return CallRecord(
-        id=time_ordered_id(),
-        created_at=datetime.fromtimestamp(time.time() - latency_ms / 1000, UTC),
-        request_id=ex.request_id,
-        trace_id=trace.trace_id,
-        span_id=trace.span_id,
-        parent_span_id=trace.parent_span_id,
-        path=ex.path,
-        dialect=ex.dialect,
-        client_key_hash=key_hash,
-        provider=provider,
-        model=served.model or _bare_model(requested_model, provider),
-        requested_model=requested_model,
-        status=ex.status,
-        error_type=error_type,
-        error_message=error_message,
-        stream=stream,
-        partial=served.partial,
-        cache_status=served.cache_status,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens,
-        cached_tokens=usage.cached_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        cost_usd=0.0 if served.cache_status == "HIT" else None,  # no price table yet; a hit costs nothing
-        latency_ms=latency_ms,
-        overhead_ms=ex.overhead_ms,
-        ttft_ms=ex.overhead_ms + served.upstream_ms if stream and _committed(ex) else None,
-        attempts=tuple(
-            [
-                {
-                    "provider": a.provider,
-                    "model": a.model,
-                    "status": a.status,
-                    "latency_ms": a.latency_ms,
-                    "error": a.error,
-                }
-                for a in served.attempts
-            ]
+    # Positional, in `CallRecord`'s field order (the test builds every field distinct and checks each by name):
+    # a keyword call with 31 arguments cost 3.0 µs, building the tuple 0.7 µs.
+    return _new_record(
+        CallRecord,
+        (
+            time_ordered_id(),  # id
+            datetime.fromtimestamp(time.time() - latency_ms / 1000, UTC),  # created_at
+            ex.request_id,  # request_id
+            ex.path,  # path
+            ex.dialect,  # dialect
+            ex.status,  # status
+            trace.trace_id,  # trace_id
+            trace.span_id,  # span_id
+            trace.parent_span_id,  # parent_span_id
+            key_hash,  # client_key_hash
+            provider,  # provider
+            served.model or _bare_model(requested_model, provider),  # model
+            requested_model,  # requested_model
+            error_type,  # error_type
+            error_message,  # error_message
+            stream,  # stream
+            served.partial,  # partial
+            served.cache_status,  # cache_status
+            usage.prompt_tokens,  # prompt_tokens
+            usage.completion_tokens,  # completion_tokens
+            usage.total_tokens,  # total_tokens
+            usage.cached_tokens,  # cached_tokens
+            usage.reasoning_tokens,  # reasoning_tokens
+            0.0 if served.cache_status == "HIT" else None,  # cost_usd: no price table yet; a hit costs nothing
+            latency_ms,  # latency_ms
+            ex.overhead_ms,  # overhead_ms
+            ex.overhead_ms + served.upstream_ms if stream and _committed(ex) else None,  # ttft_ms
+            tuple(  # attempts
+                [
+                    {
+                        "provider": a.provider,
+                        "model": a.model,
+                        "status": a.status,
+                        "latency_ms": a.latency_ms,
+                        "error": a.error,
+                    }
+                    for a in served.attempts
+                ]
+            ),
+            dict(trace.metadata) if trace.metadata else NO_METADATA,  # metadata
+            _id_of(trace.identity) if trace.identity else None,  # identity_id
+            _id_of(trace.thread) if trace.thread else None,  # thread_id
         ),
-        metadata=dict(trace.metadata) if trace.metadata else NO_METADATA,
-        identity_id=_id_of(trace.identity) if trace.identity else None,
-        thread_id=_id_of(trace.thread) if trace.thread else None,
     )
 
 
