@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from portico.core.records import CallRecord
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+_TOKEN_KINDS = ("prompt", "completion", "cached", "reasoning")
 _BUCKET_LABELS = (*(repr(bound) for bound in LATENCY_BUCKETS), "+Inf")
 
 
@@ -44,7 +45,8 @@ class Metrics(Collector):
     def __init__(self) -> None:
         self.requests: defaultdict[tuple[str, str, int, str], int] = defaultdict(int)
         self.latency: defaultdict[str, _Latency] = defaultdict(_Latency)
-        self.tokens: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self.tokens: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        """(provider, model) → tokens of each of `_TOKEN_KINDS`: one lookup per call instead of one per kind."""
         self.attempts: defaultdict[tuple[object, object], int] = defaultdict(int)
         self.cache_events: defaultdict[str, int] = defaultdict(int)
         self.registry = CollectorRegistry(auto_describe=True)
@@ -65,14 +67,12 @@ class Metrics(Collector):
         latency = self.latency[provider]
         latency.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         latency.total += seconds
-        if record.prompt_tokens:
-            self.tokens[provider, model, "prompt"] += record.prompt_tokens
-        if record.completion_tokens:
-            self.tokens[provider, model, "completion"] += record.completion_tokens
-        if record.cached_tokens:
-            self.tokens[provider, model, "cached"] += record.cached_tokens
-        if record.reasoning_tokens:
-            self.tokens[provider, model, "reasoning"] += record.reasoning_tokens
+        if record.prompt_tokens or record.completion_tokens or record.cached_tokens or record.reasoning_tokens:
+            tokens = self.tokens[provider, model]
+            tokens[0] += record.prompt_tokens
+            tokens[1] += record.completion_tokens
+            tokens[2] += record.cached_tokens
+            tokens[3] += record.reasoning_tokens
         for attempt in record.attempts:
             self.attempts[attempt.get("provider", ""), attempt.get("status", "")] += 1
         if record.cache_status:
@@ -103,7 +103,12 @@ class Metrics(Collector):
         for provider, hist in list(self.latency.items()):
             latency.add_metric([provider], hist.cumulative(), hist.total)
         yield latency
-        tokens = list(self.tokens.items())
+        tokens = [
+            ((provider, model, kind), count)
+            for (provider, model), counts in list(self.tokens.items())
+            for kind, count in zip(_TOKEN_KINDS, counts, strict=True)
+            if count
+        ]
         yield _counter("portico_tokens", "Tokens reported by upstreams.", ["provider", "model", "kind"], tokens)
         yield _counter(
             "portico_upstream_attempts",

@@ -273,7 +273,9 @@ def _plan_signature(plan: RoutingPlan | Target) -> str:
 
 
 def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
+    """Milliseconds to the microsecond. `round(x, 3)` formats the float through its decimal digits (0.54 µs);
+    rounding whole microseconds is a third of that."""
+    return round((time.perf_counter() - started) * 1_000_000) / 1000
 
 
 def _failed(provider: Provider, model: str, error: ProviderError, started: float) -> Attempt:

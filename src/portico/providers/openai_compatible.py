@@ -116,13 +116,8 @@ class OpenAICompatibleProvider(HttpProvider):
             if self.flavor.stream_usage:
                 options = body.get("stream_options")
                 body["stream_options"] = {**options, "include_usage": True} if options else {"include_usage": True}
-        return HttpCall(
-            url=self._own_url if request.credentials is None else self.url_base(request) + self._url_suffix,
-            headers=self.headers(request),
-            body=orjson.dumps(body),
-            framing="sse",
-            dropped_params=dropped,
-        )
+        url = self._own_url if request.credentials is None else self.url_base(request) + self._url_suffix
+        return HttpCall(url, self.headers(request), orjson.dumps(body), "POST", "sse", dropped)
 
     def parse_response(self, body: bytes, model: str) -> ChatResult:
         try:
