@@ -14,19 +14,11 @@ from portico.pipeline.gateway import Served
 KEY = "sk-client-secret-key"
 
 
-def exchange(*, stream: bool = False, **changes: object) -> Exchange:
-    request = ChatRequest(
-        model="openai/gpt-4o",
-        body={},
-        stream=stream,
-        trace=TraceInfo(
-            trace_id="t1",
-            metadata={"team": "a"},
-            identity={"id": "u1", "email": "u@example.com"},
-            thread={"id": "th1"},
-        ),
-        client_key=KEY,
+def exchange(*, stream: bool = False, trace: TraceInfo | None = None, **changes: object) -> Exchange:
+    trace = trace or TraceInfo(
+        trace_id="t1", metadata={"team": "a"}, identity={"id": "u1", "email": "u@example.com"}, thread={"id": "th1"}
     )
+    request = ChatRequest(model="openai/gpt-4o", body={}, stream=stream, trace=trace, client_key=KEY)
     ex = Exchange("/v1/chat/completions", "r1", started=100.0, request=request, finished=100.25, overhead_ms=1.5)
     for name, value in changes.items():
         setattr(ex, name, value)
@@ -89,19 +81,13 @@ def test_a_request_refused_before_parsing_is_still_recorded() -> None:
 def test_every_field_lands_in_its_own_column() -> None:
     """The record is built positionally: every field gets a value no other field has, and each is checked by name,
     so two swapped positions fail here."""
-    request = ChatRequest(
-        model="openai/gpt-4o",
-        body={},
-        stream=True,
-        trace=TraceInfo(
-            trace_id="trace-1",
-            span_id="span-1",
-            parent_span_id="parent-1",
-            metadata={"team": "a"},
-            identity={"id": "user-1"},
-            thread={"id": "thread-1"},
-        ),
-        client_key=KEY,
+    trace = TraceInfo(
+        trace_id="trace-1",
+        span_id="span-1",
+        parent_span_id="parent-1",
+        metadata={"team": "a"},
+        identity={"id": "user-1"},
+        thread={"id": "thread-1"},
     )
     served = Served(
         provider="openai",
@@ -112,13 +98,11 @@ def test_every_field_lands_in_its_own_column() -> None:
         upstream_ms=200.0,
         partial=True,
     )
-    ex = Exchange("/v1/chat/completions", "req-1", started=100.0, request=request, finished=100.25, overhead_ms=1.5)
-    ex.dialect, ex.served = "portkey", served
-    record = record_from_exchange(ex)._asdict()
+    record = record_from_exchange(exchange(stream=True, trace=trace, served=served, dialect="portkey"))._asdict()
     assert len(record.pop("id")) == 32
     assert abs(record.pop("created_at") - (datetime.now(UTC) - timedelta(milliseconds=250))) < timedelta(seconds=2)
     assert record == {
-        "request_id": "req-1",
+        "request_id": "r1",
         "path": "/v1/chat/completions",
         "dialect": "portkey",
         "status": 200,
