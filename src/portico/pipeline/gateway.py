@@ -225,7 +225,8 @@ class Gateway:
         return attempt
 
     def _cache_key(self, request: ChatRequest) -> str | None:
-        if request.cache is None or self.cache is None:
+        """Called only for a request that asks for caching (the caller checks, sparing a call on every other)."""
+        if self.cache is None:
             return None
         provider, model = self._primary(request)
         return cache_key(request, provider, model)
