@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,7 @@ class SecretBox:
         path = (home or Path(env.get("PORTICO_HOME") or ".portico")) / "secret.key"
         if path.exists():
             return cls(path.read_bytes().strip())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = base64.urlsafe_b64encode(os.urandom(32))  # what Fernet.generate_key() does
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key)
-        return cls(key)
+        return cls(_create_key(path))
 
     def encrypt(self, secret: str) -> str:
         return str(self._fernet.encrypt(secret.encode()).decode())
@@ -56,6 +52,27 @@ class SecretBox:
             return str(self._fernet.decrypt(token.encode()).decode())
         except InvalidToken as exc:
             raise ValueError("secret cannot be decrypted with this PORTICO_SECRET_KEY") from exc
+
+
+def _create_key(path: Path) -> bytes:
+    """A new key at `path`, or the one another process put there first.
+
+    `serve --workers N` starts N processes that may all find no key on a first start. Each writes its key to a
+    private file (mode 0600) and links it into place: the link is atomic and never replaces an existing file, so
+    exactly one key wins, whole, and every loser reads that one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = base64.urlsafe_b64encode(os.urandom(32))  # what Fernet.generate_key() does
+    fd, staged = tempfile.mkstemp(dir=path.parent, prefix=".secret.key.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        try:
+            os.link(staged, path)
+        except FileExistsError:
+            return path.read_bytes().strip()
+    finally:
+        os.unlink(staged)
+    return key
 
 
 def mask(secret: str | None) -> str | None:
