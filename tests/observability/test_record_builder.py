@@ -9,7 +9,7 @@ from portico.core.errors import FieldError, UpstreamHTTPError, ValidationFailed
 from portico.core.types import Attempt, ChatRequest, TraceInfo, Usage
 from portico.http.records import record_from_exchange
 from portico.http.routes.chat import Exchange
-from portico.pipeline.gateway import Served
+from portico.pipeline.served import Served
 
 KEY = "sk-client-secret-key"
 

@@ -18,7 +18,7 @@ from portico.core.records import NO_METADATA, CallRecord, hash_client_key
 from portico.core.types import NO_TRACE, Usage
 from portico.http.routes.chat import Exchange
 from portico.observability.logging import redact
-from portico.pipeline.gateway import Served
+from portico.pipeline.served import Served
 
 MAX_ERROR_CHARS = 2000
 _NOT_SERVED = Served()
