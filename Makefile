@@ -38,7 +38,7 @@ layers: $(STAMP)
 	$(BIN)/python scripts/check_module_size.py
 
 unit: $(STAMP)
-	@$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no test: failing" >&2; exit 1; fi; exit $$rc
+	@$(BIN)/pytest -q --cov=portico --cov-report=term; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no test: failing" >&2; exit 1; fi; exit $$rc
 
 bench: $(RUNSTAMP)
 	PORTICO_BIN=$(abspath $(BIN))/portico bash bench/run.sh

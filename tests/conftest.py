@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from tests.upstreams import openai as openai_upstream
 from tests.upstreams.server import UpstreamState, UpstreamThread
 
 KEY = "sk-portico-test"
+SHARED_REDIS = ("127.0.0.1", 6379)
 
 
 @dataclass
@@ -36,7 +38,8 @@ def http(
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             return Response(answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read())
     except urllib.error.HTTPError as error:
-        return Response(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
+        with error:  # it holds the connection: unclosed, each error answer left a socket to the collector
+            return Response(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
 
 
 @dataclass
@@ -84,6 +87,28 @@ def stack_settings(upstream_url: str, **overrides: Any) -> dict[str, Any]:
         else:
             settings[key] = value
     return settings
+
+
+def redis_problem(host: str, port: int, timeout: float = 2.0) -> str | None:
+    """None when a Redis answers PING at host:port, else what went wrong (for a skip reason)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            conn.sendall(b"PING\r\n")
+            reply = conn.recv(64)
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if reply.startswith(b"+PONG") else f"unexpected reply to PING: {reply[:40]!r}"
+
+
+@pytest.fixture
+def shared_redis_url() -> str:
+    """The machine's Redis (`redis://127.0.0.1:6379/0`); the test skips, saying why, when it does not answer."""
+    host, port = SHARED_REDIS
+    problem = redis_problem(host, port)
+    if problem is not None:
+        pytest.skip(f"Redis at {host}:{port} does not answer ({problem})")
+    return f"redis://{host}:{port}/0"
 
 
 @pytest.fixture(scope="session")

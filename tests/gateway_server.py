@@ -12,6 +12,7 @@ import uvicorn
 
 from portico.app import PorticoApp
 from portico.config.schema import Settings
+from portico.http.server import build_config
 
 
 def free_port() -> int:
@@ -30,15 +31,8 @@ class GatewayThread:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = PorticoApp(self.settings)
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=self.port,
-            loop="asyncio",
-            http="httptools",
-            lifespan="on",
-            access_log=False,
-            log_level="warning",
+        config = build_config(
+            self.app, self.settings.server, host="127.0.0.1", port=self.port, loop="asyncio", log_level="warning"
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True)

@@ -22,6 +22,8 @@ from portico.http.asgi import ASGIApp, Receive, Scope, Send, send_json
 from portico.http.auth import Authenticator
 from portico.http.records import record_from_exchange
 from portico.http.routes.chat import ChatEndpoint, Exchange
+from portico.http.routes.deployments import DeploymentEndpoint, orq_model
+from portico.http.routes.table import RAW_ROUTES
 from portico.observability.logging import configure_logging
 from portico.observability.metrics import Metrics
 from portico.observability.recorder import Recorder
@@ -31,21 +33,15 @@ from portico.pipeline.routing import Router
 from portico.providers.registry import ProviderRegistry, load_adapters, providers_from_env
 from portico.providers.transport import Transport
 from portico.storage.db import Database
+from portico.storage.deployments import DeploymentStore
+from portico.storage.prompts import PromptLibrary
 from portico.storage.repos import RequestLogRepo
 from portico.storage.secrets import SecretBox
+from portico.storage.sqlite_writer import register_fast_adapters
+from portico.storage.synced import StateSync, notify_url
 from portico.storage.vault import Vault
-from portico.storage.vault_repo import VaultRepo
 
 log = logging.getLogger("portico")
-
-CHAT_ROUTES = frozenset(
-    {
-        "/v1/chat/completions",
-        "/v1/chat/completions/",
-        "/v2/router/chat/completions",
-        "/v2/gateway/chat/completions",
-    }
-)
 
 
 def validate_config(path: str | None) -> list[str]:
@@ -76,10 +72,13 @@ class PorticoApp:
         self.health = _health_state(settings)
         self.cache: Cache = open_cache(settings.cache)
         router = Router(self.health, max_retry_after=settings.routing.max_retry_after_seconds)
-        self.gateway = Gateway(self.providers, self.transport, router, self.cache)
-        self.auth = Authenticator(settings.auth.keys)
         self.db = Database(settings.storage.url or f"sqlite:///{portico_home() / 'portico.db'}")
-        self.vault = Vault(SecretBox.from_env(home=portico_home()), VaultRepo(self.db))
+        sync = StateSync(self.db, notify_url=notify_url(settings), interval=settings.storage.sync_interval_seconds)
+        self.prompts = PromptLibrary(sync)
+        self.deployments = DeploymentStore(sync)
+        self.gateway = Gateway(self.providers, self.transport, router, self.cache, prompts=self.prompts.get)
+        self.auth = Authenticator(settings.auth.keys)
+        self.vault = Vault(SecretBox.from_env(home=portico_home()), sync)
         self.logs = RequestLogRepo(self.db)
         self.metrics = Metrics()
         self.recorder = Recorder(self.logs, queue_size=settings.logging.queue_size, metrics=self.metrics)
@@ -93,6 +92,18 @@ class PorticoApp:
             stored_configs=self._stored_config,
             is_provider=self._is_provider,
         )
+        self.deployment_endpoint = DeploymentEndpoint(
+            self.gateway,
+            self.auth,
+            self.deployments.get,
+            self.prompts.get,
+            max_body_bytes=settings.server.max_body_bytes,
+            on_done=self.record,
+        )
+        handlers: dict[str, ASGIApp] = {"chat": self.chat, "deployments": self.deployment_endpoint}
+        self._raw: dict[str, tuple[str, ASGIApp]] = {
+            path: (route.method, handlers[route.endpoint]) for route in RAW_ROUTES for path in route.paths
+        }
         self._admin: ASGIApp | None = None
         self._admin_lock = asyncio.Lock()
         self.ready = False
@@ -105,8 +116,9 @@ class PorticoApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if scope["method"] == "POST" and scope["path"] in CHAT_ROUTES:
-                await self.chat(scope, receive, send)
+            raw = self._raw.get(scope["path"])
+            if raw is not None and raw[0] == scope["method"]:
+                await raw[1](scope, receive, send)
                 return
             if scope["path"] == "/health" and scope["method"] in ("GET", "HEAD"):
                 await self._health(send)
@@ -131,12 +143,18 @@ class PorticoApp:
 
     def _build_admin(self) -> ASGIApp:
         from portico.http.routes.admin import create_admin_app
+        from portico.http.routes.deployments_admin import mount_deployments_admin
         from portico.http.routes.logs import mount_logs
+        from portico.http.routes.prompts_admin import mount_prompts_admin
         from portico.http.routes.routing_admin import mount_routing_admin
 
         admin = create_admin_app(health=self.health_report, models=self.model_list, metrics=self.metrics.render)
         mount_logs(admin, self.logs, self.auth)
         mount_routing_admin(admin, self.vault, self.auth, self._is_provider)
+        mount_prompts_admin(admin, self.prompts, self.auth)
+        mount_deployments_admin(
+            admin, self.deployments, self.prompts.get, self.auth, lambda address: orq_model(self.providers, address)
+        )
         return admin
 
     async def _health(self, send: Send) -> None:
@@ -163,25 +181,30 @@ class PorticoApp:
 
     async def startup(self) -> None:
         await self.transport.start()
-        await self.db.migrate()
-        if isinstance(self.vault.persistence, VaultRepo):
-            self.vault.load(*await self.vault.persistence.load())
+        storage, calls = self.settings.storage, self.settings.logging
+        self.db.set_timeouts(connect=storage.connect_timeout, statement=storage.statement_timeout)
+        # Serve even while the database is away: the schema is set up when it answers, records wait meanwhile.
+        await self.db.start(retry_max_seconds=calls.retry_max_seconds)
+        await self.vault.sync.start()  # never raises: an unreachable database is logged and retried
+        recorder = self.recorder
+        recorder.write_timeout, recorder.outage.retry_max_seconds = calls.write_timeout, calls.retry_max_seconds
+        recorder.spool_after_seconds = calls.spool_after_seconds
+        if calls.request_log and calls.spool_max_bytes and not self.db.memory:
+            database = self.db.url.render_as_string(hide_password=True) + f"?schema={self.db.schema or ''}"
+            spool_dir = calls.spool_dir or portico_home() / "spool"
+            await recorder.open_spool(spool_dir, calls.spool_max_bytes, database=database)
         await self.recorder.start()
-        # Everything built so far (modules, config, engines) lives as long as the process: move it out of the
-        # collector's sight, so full collections under load scan request garbage only, not ~10^5 startup objects.
-        # Requests free almost everything by reference counting; with the default first threshold (700) the
-        # collector still ran every ~70 requests, traversing every in-flight request's objects (10-13 µs per
-        # request at 64 connections, measured). Cycles now wait for 50,000 net allocations, a few MiB at most.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
+        tune_process()
         self.ready = True
 
     async def shutdown(self) -> None:
         self.ready = False
         await self.recorder.stop()  # drains the call log before the database closes
         await self.logs.close()
+        await self.vault.sync.close()
         await self.db.close()
+        await self.chat.watches.close()
+        await self.deployment_endpoint.watches.close()
         await self.transport.close()
         await self.cache.close()
         close = getattr(self.health, "close", None)
@@ -200,13 +223,18 @@ class PorticoApp:
 
     def health_report(self) -> dict[str, Any]:
         cache = self.cache.health()
-        storage_ok = self.db.ready and self.recorder.healthy
+        storage_ok = self.db.ready and self.recorder.healthy  # records waiting on the database degrade
         return {
             "status": "ok" if cache.ok and storage_ok else "degraded",
             "ready": self.ready,
             "providers": sorted(self.providers.all()),
             "cache": {"backend": cache.backend, "ok": cache.ok, "detail": cache.detail},
-            "storage": {"backend": self.db.backend, "ok": storage_ok},
+            "storage": {
+                "backend": self.db.backend,
+                "ok": storage_ok,
+                "schema_ready": self.db.ready,
+                "last_error": self.db.last_error or self.recorder.last_error,
+            },
             "recorder": self.recorder.stats(),
             "routing": self.health.snapshot(),
         }
@@ -217,6 +245,23 @@ class PorticoApp:
             for name, provider in sorted(self.providers.all().items())
             for model in provider.models()
         ]
+
+
+def tune_process() -> None:
+    """All process-wide tuning, in one place, called once at start-up when everything long-lived is built.
+
+    Everything built so far (modules, config, engines) lives as long as the process: `gc.freeze` moves it out of
+    the collector's sight, so collections under load scan request garbage only, not ~10^5 startup objects.
+    Requests free almost everything by reference counting; with the default first threshold (700) the collector
+    ran every ~70 requests, traversing every in-flight request's objects (10-13 µs per request at 64
+    connections, measured), so the first threshold is 50,000 net allocations. The older generations keep
+    CPython's default ratio (10): a cycle that survives (an exception with its traceback and frames) is freed
+    within ~5 M allocations, a few thousand requests, instead of piling up.
+    The sqlite3 adapters bind None and bool without the driver's adaptation protocol (the call log's rows)."""
+    register_fast_adapters()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
 
 
 def _health_state(settings: Settings) -> HealthState:

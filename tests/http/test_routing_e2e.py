@@ -327,7 +327,7 @@ def test_portkey_trace_headers_are_echoed(r: Routed) -> None:
     assert reply.get_headers()["trace-id"] == "trace-abc-1"
 
 
-def test_cooldown_is_shared_across_instances_through_redis() -> None:
+def test_cooldown_is_shared_across_instances_through_redis(shared_redis_url: str) -> None:
     import uuid
 
     from tests.upstreams import openai as openai_upstream
@@ -336,7 +336,7 @@ def test_cooldown_is_shared_across_instances_through_redis() -> None:
     with UpstreamThread([openai_upstream.install]) as upstream:
         settings = stack_settings(
             upstream.url,
-            routing={"cooldown_seconds": 30, "failure_threshold": 2, "state_url": "redis://127.0.0.1:6379/0"},
+            routing={"cooldown_seconds": 30, "failure_threshold": 2, "state_url": shared_redis_url},
         )
         with GatewayThread(settings) as one, GatewayThread(settings) as two:
             upstream.state.fail_with(500, "dead", model=dead)

@@ -158,30 +158,59 @@ async def test_a_stop_that_times_out_counts_what_it_could_not_write(caplog: pyte
     assert any("shutdown timed out" in r.getMessage() for r in caplog.records)
 
 
-async def test_a_failed_write_is_retried_once() -> None:
-    sink = FakeSink(failures=1)
-    recorder = Recorder(sink, queue_size=10, retry_delay=0.01)
+async def test_a_failed_write_is_retried_until_the_database_answers_with_backoff_not_a_busy_loop() -> None:
+    sink = FakeSink(failures=6)
+    recorder = Recorder(sink, queue_size=10, retry_delay=0.02, retry_max_seconds=0.1)
     await recorder.start()
     recorder.submit(make_record(1))
+    await wait_for(lambda: recorder.last_error is not None)
+    assert not recorder.healthy and recorder.stats()["outage_seconds"] is not None
     await wait_for(lambda: len(sink.written) == 1)
-    assert sink.calls == 2 and recorder.failed == 0 and recorder.healthy
+    assert sink.calls == 7 and recorder.failed == 0 and recorder.healthy
     await recorder.stop()
 
 
-async def test_a_write_that_fails_twice_is_counted_logged_and_the_task_lives_on(
+async def test_records_wait_in_memory_through_an_outage_and_are_written_in_order(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    sink = FakeSink(failures=2)
-    metrics = Metrics()
-    recorder = Recorder(sink, queue_size=10, metrics=metrics, retry_delay=0.01)
+    sink = FakeSink(failures=10**6)
+    recorder = Recorder(sink, queue_size=1000, batch_size=10, retry_delay=0.01, retry_max_seconds=0.05)
     await recorder.start()
-    recorder.submit(make_record(1))
-    await wait_for(lambda: recorder.failed == 1)
-    assert not recorder.healthy and dropped_metric(metrics) == 1
-    assert any(r.levelno == logging.ERROR and "lost" in r.getMessage() for r in caplog.records)
-    recorder.submit(make_record(2))
-    await wait_for(lambda: len(sink.written) == 1)
-    assert recorder.running and recorder.healthy
+    records = [make_record(n, request_id=f"r{n}") for n in range(95)]
+    for record in records:
+        recorder.submit(record)
+        await asyncio.sleep(0.002)
+    calls = sink.calls
+    assert calls < 40, f"{calls} writes in ~0.2 s: the writer spins"
+    assert recorder.written == 0 and recorder.stats()["queue_depth"] == 95
+    assert recorder.stats()["oldest_unwritten_seconds"] > 0
+    sink.failures = 0
+    await wait_for(lambda: len(sink.written) == 95)
+    assert [r.request_id for r in sink.written] == [r.request_id for r in records]
+    assert recorder.failed == recorder.dropped == 0 and recorder.healthy
+    outage_lines = [r for r in caplog.records if "not answering" in r.getMessage()]
+    assert len(outage_lines) == 1  # once per outage
+    await recorder.stop()
+
+
+async def test_a_record_the_database_refuses_is_counted_and_the_rest_of_its_batch_is_written(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Picky(FakeSink):
+        async def insert_many(self, records: Sequence[CallRecord]) -> None:
+            if any(r.request_id == "bad" for r in records):
+                raise ValueError("value too long for type character varying(16)")
+            await super().insert_many(records)
+
+    sink, metrics = Picky(), Metrics()
+    recorder = Recorder(sink, queue_size=10, metrics=metrics)
+    for n in range(5):
+        recorder.submit(make_record(n, request_id="bad" if n == 2 else f"r{n}"))
+    await recorder.start()
+    await wait_for(lambda: recorder.written == 4)
+    assert [r.request_id for r in sink.written] == ["r0", "r1", "r3", "r4"]
+    assert recorder.failed == 1 and dropped_metric(metrics) == 1 and recorder.healthy
+    assert any(r.levelno == logging.ERROR and "refused" in r.getMessage() for r in caplog.records)
     await recorder.stop()
 
 

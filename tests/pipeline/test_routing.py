@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from typing import Any
 
 import pytest
 
 from portico.core.errors import ProviderError, UpstreamHTTPError, UpstreamTimeout
 from portico.core.types import RetryPolicy, RoutingPlan, Target
+from portico.pipeline import routing
 from portico.pipeline.health import LocalHealth
-from portico.pipeline.retry import backoff_delay, with_retries
+from portico.pipeline.retry import BASE_DELAY_S, MAX_DELAY_S, Backoff, with_retries
 from portico.pipeline.routing import Router, pick_weighted
 
 
 class Script:
     """Fails each model as scripted (a list of statuses to raise, consumed in order), then succeeds."""
 
-    def __init__(self, failures: dict[str, list[int | str]]) -> None:
+    def __init__(self, failures: dict[str, list[int | str]], retry_after: float | None = None) -> None:
         self.failures = {k: list(v) for k, v in failures.items()}
+        self.retry_after = retry_after
         self.calls: list[tuple[str, float | None]] = []
 
     async def __call__(self, target: Target, timeout_ms: float | None) -> str:
@@ -28,7 +31,9 @@ class Script:
             what = pending.pop(0)
             if what == "timeout":
                 raise UpstreamTimeout("slow", provider=target.model)
-            raise UpstreamHTTPError(f"{what}", provider=target.model, upstream_status=int(what))
+            raise UpstreamHTTPError(
+                f"{what}", provider=target.model, upstream_status=int(what), retry_after=self.retry_after
+            )
         return target.model
 
 
@@ -36,19 +41,48 @@ def router() -> Router:
     return Router(LocalHealth(failure_threshold=100))
 
 
+class FakeSleep:
+    """Records the delays asked for and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
 @pytest.fixture(autouse=True)
-def instant_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def no_sleep(_: float) -> None:
-        return None
+def slept(monkeypatch: pytest.MonkeyPatch) -> FakeSleep:
+    """Every router here backs off through a `Backoff` whose sleep is the fake. `Router` builds no `Backoff` of
+    its own yet, so the seam is the `with_retries` it calls; once it takes `backoff=`, build routers with
+    `Backoff(sleep=fake)` instead (this patch then fails loudly: `routing` no longer has `with_retries`)."""
+    fake = FakeSleep()
 
-    monkeypatch.setattr("portico.pipeline.retry.asyncio.sleep", no_sleep)
+    def with_fake_sleep(attempt: Any, policy: RetryPolicy | None, *, max_retry_after: float = 30.0) -> Any:
+        return Backoff(max_retry_after, sleep=fake).run(attempt, policy)
+
+    monkeypatch.setattr(routing, "with_retries", with_fake_sleep)
+    return fake
 
 
-async def test_retry_until_success_counts_attempts() -> None:
+async def test_retry_until_success_counts_attempts(slept: FakeSleep) -> None:
     script = Script({"a": [429, 429]})
     plan = RoutingPlan(targets=(Target("a"),), retry=RetryPolicy(count=3))
     assert await router().run(plan, script) == "a"
     assert [m for m, _ in script.calls] == ["a", "a", "a"]
+    assert len(slept.delays) == 2  # one backoff before each retry, none after the success
+    assert 0 <= slept.delays[0] <= BASE_DELAY_S and 0 <= slept.delays[1] <= 2 * BASE_DELAY_S
+
+
+async def test_router_backoff_goes_through_the_injected_sleep(slept: FakeSleep) -> None:
+    """With real sleeps this takes 4 x 7 s; the fake is asked for exactly those delays and returns at once."""
+    script = Script({"a": [429] * 4}, retry_after=7)
+    plan = RoutingPlan(targets=(Target("a"),), retry=RetryPolicy(count=4))
+    assert await Router(LocalHealth(failure_threshold=100), max_retry_after=30).run(plan, script) == "a"
+    assert slept.delays == [7, 7, 7, 7]
+    capped = Script({"a": [429]}, retry_after=120)
+    assert await Router(LocalHealth(failure_threshold=100), max_retry_after=3).run(plan, capped) == "a"
+    assert slept.delays[4:] == [3]
 
 
 async def test_status_outside_on_codes_is_not_retried_but_falls_back() -> None:
@@ -115,10 +149,10 @@ async def test_cooldown_skips_a_dead_target_and_probes_it_back() -> None:
 async def test_backoff_honours_retry_after_with_a_cap() -> None:
     policy = RetryPolicy(count=3)
     error = UpstreamHTTPError("slow down", provider="p", upstream_status=429, retry_after=7)
-    assert backoff_delay(0, error, policy, max_retry_after=5) == 5
-    assert backoff_delay(0, error, policy, max_retry_after=30) == 7
+    assert Backoff(max_retry_after=5).delay(0, error, policy) == 5
+    assert Backoff(max_retry_after=30).delay(0, error, policy) == 7
     plain = UpstreamHTTPError("x", provider="p", upstream_status=429)
-    assert all(0 <= backoff_delay(n, plain, policy, 30) <= 2.0 for n in range(10))
+    assert all(0 <= Backoff().delay(n, plain, policy) <= MAX_DELAY_S for n in range(10))
 
 
 async def test_with_retries_sleeps_between_attempts() -> None:
@@ -138,3 +172,33 @@ async def test_with_retries_sleeps_between_attempts() -> None:
 
     assert await with_retries(attempt, RetryPolicy(count=2), sleep=sleep) == "ok"
     assert slept == [1.5, 1.5]
+
+
+async def test_backoff_sleep_is_an_attribute_read_at_each_retry() -> None:
+    """Replacing `sleep` on a built `Backoff` takes effect (the old default argument did not)."""
+    backoff = Backoff(max_retry_after=30, jitter=lambda low, high: high)
+    fake = FakeSleep()
+    backoff.sleep = fake
+    failures = [UpstreamTimeout("slow", provider="p") for _ in range(3)]
+
+    async def attempt() -> str:
+        if failures:
+            raise failures.pop()
+        return "ok"
+
+    assert await backoff.run(attempt, RetryPolicy(count=3)) == "ok"
+    assert fake.delays == [BASE_DELAY_S, 2 * BASE_DELAY_S, 4 * BASE_DELAY_S]  # the jitter's upper bound each time
+
+
+async def test_backoff_gives_up_after_count_retries_and_reraises() -> None:
+    fake = FakeSleep()
+    calls = 0
+
+    async def attempt() -> str:
+        nonlocal calls
+        calls += 1
+        raise UpstreamHTTPError("busy", provider="p", upstream_status=429, retry_after=60)
+
+    with pytest.raises(UpstreamHTTPError):
+        await Backoff(max_retry_after=2, sleep=fake).run(attempt, RetryPolicy(count=2))
+    assert calls == 3 and fake.delays == [2, 2]

@@ -168,10 +168,11 @@ def test_logs_list_filters_and_needs_a_key(logged: Stack) -> None:
 
 def test_health_reports_storage_and_the_recorder(logged: Stack) -> None:
     report = logged.get("/health").json()
-    assert report["storage"] == {"backend": "sqlite", "ok": True}
+    assert report["storage"] == {"backend": "sqlite", "ok": True, "schema_ready": True, "last_error": None}
     recorder = report["recorder"]
-    assert recorder["running"] is True and recorder["queue_size"] == 1000
+    assert recorder["running"] is True and recorder["queue_size"] == 1000 and recorder["healthy"] is True
     assert recorder["dropped"] == 0 and recorder["failed"] == 0 and recorder["queue_depth"] >= 0
+    assert recorder["spool_records"] == 0 and recorder["spool_max_bytes"] == 256 * 1024 * 1024
 
 
 def test_without_request_log_nothing_is_stored(stack: Stack) -> None:
@@ -225,4 +226,5 @@ def test_the_call_log_works_on_postgresql(upstream_thread: UpstreamThread, pg_sc
         )
         record = wait_for_record(stack, request_id)
         assert record["provider"] == "openai" and record["total_tokens"] > 0
-        assert stack.get("/health").json()["storage"] == {"backend": "postgresql", "ok": True}
+        storage = stack.get("/health").json()["storage"]
+        assert storage["backend"] == "postgresql" and storage["ok"] is True and storage["schema_ready"] is True

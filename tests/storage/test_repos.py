@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
 from portico.core.records import CallRecord
-from portico.storage.db import Database
-from portico.storage.repos import RequestLogRepo, _SQLiteTime
+from portico.storage.db import Database, head_revision
+from portico.storage.repos import RecordRejected, RequestLogRepo, StorageUnavailable, _SQLiteTime
 from portico.storage.tables import request_logs
 from tests.storage.conftest import make_record
 
@@ -155,4 +156,34 @@ async def test_migrations_are_idempotent_and_safe_to_race(database: Database) ->
             await db.close()
     async with database.begin() as conn:
         version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert version == "0002"  # the newest revision
+    assert version == head_revision()
+
+
+async def test_a_replayed_batch_is_stored_once_and_its_identities_counted_once(database: Database) -> None:
+    """A batch written, then written again (its commit's answer was lost; the spool replays it), with new
+    records mixed in: each record is stored once, and an identity's count grows by its new records only."""
+    repo = RequestLogRepo(database)
+    first = [make_record(n, identity_id="user-1") for n in range(3)]
+    await repo.insert_many(first)
+    newer = [make_record(n, identity_id="user-1") for n in range(3, 5)]
+    await repo.insert_many([*first, *newer, newer[0]])
+    assert await repo.count() == 5
+    identity = await repo.identity("user-1")
+    assert identity is not None and identity["request_count"] == 5
+    await repo.insert_many(first)  # all stored already
+    assert await repo.count() == 5
+
+
+async def test_a_record_the_database_refuses_raises_record_rejected(database: Database) -> None:
+    repo = RequestLogRepo(database)
+    with pytest.raises(RecordRejected):
+        await repo.insert_many([make_record(1), make_record(2, path=None)])
+    assert await repo.count() == 0
+
+
+async def test_writes_before_the_schema_is_ready_say_storage_unavailable(database: Database) -> None:
+    repo = RequestLogRepo(database)
+    database.ready = False
+    with pytest.raises(StorageUnavailable):
+        await repo.insert_many([make_record(1)])
+    database.ready = True

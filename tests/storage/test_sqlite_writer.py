@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from portico.storage.db import Database
-from portico.storage.repos import RequestLogRepo
+from portico.storage.repos import RecordRejected, RequestLogRepo
 from tests.storage.conftest import make_record
 
 
@@ -44,9 +44,8 @@ async def test_records_and_identities_written_raw_read_back(repo: RequestLogRepo
 
 async def test_a_failed_batch_is_rolled_back_and_the_next_one_reconnects(repo: RequestLogRepo) -> None:
     await repo.insert_many([make_record(1)])
-    duplicate = make_record(2)
-    with pytest.raises(sqlite3.IntegrityError):
-        await repo.insert_many([make_record(3), duplicate, duplicate])  # same primary key twice
+    with pytest.raises(RecordRejected):
+        await repo.insert_many([make_record(3), make_record(2, path=None)])  # NOT NULL violated
     assert await repo.count() == 1  # the whole batch was rolled back
     await repo.insert_many([make_record(4)])
     assert await repo.count() == 2

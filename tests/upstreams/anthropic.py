@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.upstreams.server import UpstreamState, read_json
+from tests.upstreams.server import UpstreamState, credential_of, read_json
 
 API_KEY = "sk-ant-upstream-key"
 REQUEST_FIELDS = {
@@ -306,7 +306,7 @@ def install(app: web.Application, state: UpstreamState) -> None:
             headers = {"retry-after": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
             kind = ERROR_TYPES.get(failure.status, "api_error")
             return web.json_response(error_body(kind, failure.message), status=failure.status, headers=headers)
-        if (simulated := await state.simulate(model, _status_error)) is not None:
+        if (simulated := await state.simulate(model, _status_error, request)) is not None:
             return simulated
         mode, arg = state.mode(model)
         try:
@@ -368,9 +368,18 @@ async def _stream(request: web.Request, message: dict[str, Any], mode: str, arg:
     for sent, event in enumerate(events(message)):
         if mode == "cut_after" and sent >= arg:
             return response
-        if mode == "inband_error" and sent >= arg:
-            failed = error_body("overloaded_error", "Overloaded")
+        if mode in ("inband_error", "inband_echo_key") and sent >= arg:
+            text = "Overloaded"
+            if mode == "inband_echo_key":
+                text = f"invalid x-api-key {credential_of(request)}"
+                await asyncio.sleep(0.05)  # a read of its own, after the content went out
+            failed = error_body("overloaded_error", text)
             await response.write(f"event: error\ndata: {json.dumps(failed)}\n\n".encode())
+            return response
+        if mode == "garbage_after" and sent >= arg:  # valid JSON the API never sends: an index that is no number
+            bad = {"type": "content_block_delta", "index": "first", "delta": {"type": "text_delta", "text": "x"}}
+            await asyncio.sleep(0.05)  # a read of its own, after the content went out
+            await response.write(f"event: content_block_delta\ndata: {json.dumps(bad)}\n\n".encode())
             return response
         await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
     await response.write_eof()

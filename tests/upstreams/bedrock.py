@@ -223,7 +223,7 @@ def install(app: web.Application, state: UpstreamState) -> None:
         problem = validation_error(body)
         if problem is not None:
             return error_response(400, problem)
-        if (simulated := await state.simulate(model, error_response)) is not None:
+        if (simulated := await state.simulate(model, error_response, request)) is not None:
             return simulated
         mode, arg = state.mode(model)
         blocks, stop, usage = reply(model, body)

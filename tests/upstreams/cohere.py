@@ -133,7 +133,7 @@ def install(app: web.Application, state: UpstreamState) -> None:
             return web.json_response(
                 {"id": str(uuid.uuid4()), "message": failure.message}, status=failure.status, headers=headers
             )
-        if (simulated := await state.simulate(model, _status_error)) is not None:
+        if (simulated := await state.simulate(model, _status_error, request)) is not None:
             return simulated
         mode, arg = state.mode(model)
         try:

@@ -218,7 +218,7 @@ def install(app: web.Application, state: UpstreamState) -> None:
         failure = state.take_failure(model)
         if failure is not None:
             return error(failure.status, failure.message, failure.retry_after)
-        if (simulated := await state.simulate(model, error)) is not None:
+        if (simulated := await state.simulate(model, error, request)) is not None:
             return simulated
         mode, arg = state.mode(model)
         body = normalise(raw)

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.upstreams.server import UpstreamState, last_user_text, read_json, words_in
+from tests.upstreams.server import UpstreamState, credential_of, last_user_text, read_json, words_in
 
 
 def reply_text(body: dict[str, Any]) -> str:
@@ -64,7 +64,7 @@ def install(app: web.Application, state: UpstreamState) -> None:
             return web.json_response(
                 error_body(failure.status, failure.message), status=failure.status, headers=headers
             )
-        if (simulated := await state.simulate(model, _status_error)) is not None:
+        if (simulated := await state.simulate(model, _status_error, request)) is not None:
             return simulated
         mode, arg = state.mode(model)
         if body.get("stream"):
@@ -197,6 +197,12 @@ async def _stream(
                 await response.write(
                     b'data: {"error": {"message": "overloaded mid-stream", "type": "server_error"}}\n\n'
                 )
+                return response
+            if mode == "inband_echo_key" and sent >= arg:
+                await asyncio.sleep(0.05)  # a read of its own, after the content went out
+                message = f"Incorrect API key provided: {credential_of(request)}."
+                failed = {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}}
+                await response.write(b"data: " + json.dumps(failed).encode() + b"\n\n")
                 return response
             if mode == "drip" and sent:
                 await asyncio.sleep(arg)

@@ -70,13 +70,24 @@ class UpstreamState:
     def mode(self, model: str) -> tuple[str, float]:
         return self.modes.get(model, ("ok", 0))
 
-    async def simulate(self, model: str, error: Callable[[int, str], web.Response]) -> web.Response | None:
+    async def simulate(
+        self, model: str, error: Callable[[int, str], web.Response], request: web.Request | None = None
+    ) -> web.StreamResponse | None:
         """The modes every mock plays the same way, before answering: `slow` waits, `invalid_json` answers
         garbage, `status` answers with `error(status, message)` in the provider's own error shape. None means
-        answer normally (stream modes are each mock's own)."""
+        answer normally (stream modes are each mock's own). With the request: `echo_key` answers 401 quoting
+        the credential it was sent (as OpenAI does), and `huge_*` send `arg` MB (see `oversized`)."""
         mode, arg = self.mode(model)
+        if request is not None and mode == "echo_key":
+            return error(401, f"Incorrect API key provided: {credential_of(request)}. Find your key in the console.")
+        if request is not None and mode.startswith("huge_"):
+            return await oversized(request, mode, int(arg * 1024 * 1024))
         if mode == "slow":
-            await asyncio.sleep(arg)
+            try:
+                await asyncio.sleep(arg)
+            except asyncio.CancelledError:
+                self.notes.append("cancelled")  # the gateway hung up before the answer
+                raise
         if mode == "invalid_json":
             return web.Response(text="<html>not json</html>", content_type="application/json")
         if mode.startswith("status"):
@@ -97,6 +108,47 @@ class UpstreamState:
 
     def models_seen(self) -> list[str]:
         return [r["model"] for r in self.requests]
+
+
+def credential_of(request: web.Request) -> str:
+    """The secret a request carried, whichever way its provider sends it."""
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        return auth[7:]
+    for header in ("x-api-key", "api-key", "x-goog-api-key"):
+        if header in request.headers:
+            return request.headers[header]
+    return request.query.get("key", auth)
+
+
+async def oversized(request: web.Request, mode: str, size: int) -> web.StreamResponse:
+    """`huge_json`: a 200 JSON body of `size` bytes (`huge_chunked`: without Content-Length); `huge_error`: a 500 whose non-JSON body is that large;
+    `huge_json_error`: a 400 JSON error whose message is; `huge_event`: a 200 event stream whose first event
+    never ends. Sent in 64 KiB writes, so the gateway may stop reading early."""
+    piece = b"x" * 65536
+    if mode == "huge_event":
+        response = web.StreamResponse(status=200, headers={"content-type": "text/event-stream"})
+        head, tail = b'data: {"id": "', b""
+    elif mode in ("huge_json", "huge_chunked"):
+        response = web.StreamResponse(status=200, headers={"content-type": "application/json"})
+        head, tail = b'{"id": "', b'", "choices": []}'
+    elif mode == "huge_json_error":
+        response = web.StreamResponse(status=400, headers={"content-type": "application/json"})
+        head, tail = b'{"error": {"message": "', b'"}}'
+    else:
+        response = web.StreamResponse(status=500, headers={"content-type": "text/html"})
+        head, tail = b"<html>", b"</html>"
+    if mode in ("huge_event", "huge_chunked"):
+        response.enable_chunked_encoding()
+    else:
+        response.content_length = len(head) + size + len(tail)
+    await response.prepare(request)
+    await response.write(head)
+    for start in range(0, size, len(piece)):
+        await response.write(piece[: min(len(piece), size - start)])
+    await response.write(tail)
+    await response.write_eof()
+    return response
 
 
 def _model_of(request: web.Request, body: Any) -> str:
@@ -132,7 +184,8 @@ class UpstreamThread:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         for install in self._installers:
             install(app, self.state)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        # handler_cancellation: like a real server, notice when the gateway hangs up (tests assert it does)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         self._loop.run_until_complete(site.start())
@@ -158,6 +211,8 @@ class UpstreamThread:
         asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():  # else a collected loop warns (ResourceWarning) in some later test
+            self._loop.close()
 
 
 async def read_json(request: web.Request) -> Any:

@@ -186,11 +186,10 @@ def test_orq_container_is_normalised_with_top_level_winning() -> None:
         ("openai/b", 0.3),
     ]
     assert plan.targets[1] == Target(model="anthropic/claude")
-    assert req.variables == {"name": "Ann", "x": "top"}
-    assert req.trace.pii_variables == {"name"}
+    assert req.variables == {"name": "Ann", "x": "top"}  # `is_pii` is accepted; nothing records variables
     assert req.trace.identity == {"id": "c1", "metadata": {"a": 1, "b": 2}}
     assert req.trace.metadata == {"team": "a", "env": "prod"}
-    assert req.trace.trace_id == "t1" and req.trace.name == "trace-name"
+    assert req.trace.trace_id == "t1" and "name" not in req.body  # `name` is accepted and not kept
     assert req.cache is not None and req.cache.ttl_seconds == 1800
 
 

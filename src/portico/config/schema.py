@@ -19,6 +19,19 @@ class ServerConfig(_Section):
     port: int = Field(8080, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=256)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, le=3600, description="A request head (line and headers) must arrive within this; else 408."
+    )
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="A request body must arrive within this after its head; else 408."
+    )
+    keepalive_timeout_seconds: int = Field(30, ge=1, le=3600, description="Idle keep-alive connections close after.")
+    max_connections: int | None = Field(
+        None,
+        ge=1,
+        description="Open connections per worker; above it the oldest ones with no request in progress are closed. "
+        "Default: three quarters of the process's open-file limit.",
+    )
 
 
 class AuthConfig(_Section):
@@ -35,8 +48,20 @@ class ProviderConfig(BaseModel):
     base_url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     models: list[str] = Field(default_factory=list, description="Models listed by GET /v1/models.")
-    timeout: float = Field(600.0, gt=0, description="Seconds one upstream call may take in all.")
-    connect_timeout: float = Field(10.0, gt=0)
+    timeout: float = Field(600.0, gt=0, description="Seconds one upstream call may take in all (streams too).")
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to open the connection (TCP and TLS).")
+    first_token_timeout: float | None = Field(
+        None, gt=0, description="Streams: seconds from sending to the first token; default: timeout."
+    )
+    idle_timeout: float | None = Field(
+        None, gt=0, description="Streams: longest silence between two reads; default: 60 (at most timeout)."
+    )
+    max_response_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="A larger answer body fails the attempt (502), unread."
+    )
+    max_event_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="A larger stream event fails the attempt (502) while it grows."
+    )
 
     @property
     def options(self) -> dict[str, Any]:
@@ -46,6 +71,16 @@ class ProviderConfig(BaseModel):
 
 class StorageConfig(_Section):
     url: str | None = Field(None, description="sqlite:///path or postgresql://...; default: $PORTICO_HOME/portico.db")
+    sync_interval_seconds: float = Field(
+        0.5, gt=0, le=60, description="How often each process polls for stored objects changed elsewhere."
+    )
+    notify_url: str | None = Field(
+        None, description="redis://... to announce stored-object changes; default: routing.state_url, then cache.url"
+    )
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to open a database connection.")
+    statement_timeout: float = Field(
+        10.0, gt=0, description="Seconds one statement may take (client and, on PostgreSQL, server side)."
+    )
 
 
 class CacheConfig(_Section):
@@ -71,6 +106,11 @@ class LoggingConfig(_Section):
     level: str = "INFO"
     request_log: bool = Field(True, description="Record every call in storage (off the hot path).")
     queue_size: int = Field(10000, ge=1)
+    write_timeout: float = Field(15.0, gt=0, description="Seconds a call-log batch may take; then it is retried.")
+    retry_max_seconds: float = Field(5.0, gt=0, description="Longest wait between writes while the database is away.")
+    spool_dir: str | None = Field(None, description="Where records wait while the database is away (home/spool).")
+    spool_max_bytes: int = Field(256 * 1024 * 1024, ge=0, description="Size bound of the spool; 0 turns it off.")
+    spool_after_seconds: float = Field(1.0, ge=0, description="How long records wait in memory before the spool.")
 
 
 class Settings(_Section):

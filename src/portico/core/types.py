@@ -40,12 +40,6 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class WeightedModel:
-    model: str
-    weight: float = 0.5
-
-
-@dataclass(frozen=True, slots=True)
 class Target:
     """One place a request can be served: a model address plus per-target overrides (Portkey targets)."""
 
@@ -97,17 +91,16 @@ class CacheOptions:
 class TraceInfo:
     """What a request is recorded under; none of it changes the answer (so none of it enters the cache key).
 
-    Frozen, so that the many requests that name nothing share `NO_TRACE` instead of building one each."""
+    Frozen, so that the many requests that name nothing share `NO_TRACE` instead of building one each. orq's
+    `name` and Portkey's `x-portkey-span-name` are accepted on the wire and not kept: the call log has no place
+    for them (the tracing issue adds them with its spans)."""
 
     trace_id: str | None = None
     span_id: str | None = None
     parent_span_id: str | None = None
-    span_name: str | None = None
-    name: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     identity: Mapping[str, Any] | None = None
     thread: Mapping[str, Any] | None = None
-    pii_variables: frozenset[str] = frozenset()
 
 
 NO_TRACE = TraceInfo(metadata=MappingProxyType({}))
@@ -144,10 +137,12 @@ class ChatRequest:
     forward_headers: Mapping[str, str] | None = None
     """Client headers to pass upstream (Portkey's `x-portkey-forward-headers`); None when there are none."""
     variables: Mapping[str, Any] | None = None
-    template_engine: str = "text"
+    template_engine: str | None = None
+    """None: the request named none (`text`, unless a stored prompt names its own)."""
     guardrails: tuple[tuple[str, str], ...] = ()
     """(id, execute_on) pairs, in request order."""
     prompt_id: str | None = None
+    prompt_version: int | Literal["latest"] = "latest"
     knowledge_ids: tuple[str, ...] = ()
 
 

@@ -2,7 +2,8 @@
 
 Validation failures carry both shapes in one body: vLLM/FastAPI's `{"detail": [{loc, msg, type}]}` and OpenAI's
 `{"error": {message, type, param, code}}`, so every SDK shows a useful message. `/v2/*` bodies also get orq's
-top-level `code` and `message`.
+top-level `code` and `message`. Upstream HTTP failures answer 502 (5xx) except to Portkey clients, who get the
+upstream's own status as Portkey's gateway gives it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from portico.core.errors import PorticoError, ProviderError, ValidationFailed
+from portico.core.errors import PorticoError, ProviderError, UpstreamHTTPError, ValidationFailed
 from portico.core.types import Dialect
 
 
@@ -29,6 +30,19 @@ def error_payload(error: PorticoError, dialect: Dialect) -> dict[str, Any]:
         payload["code"] = str(error.http_status)
         payload["message"] = error.message
     return payload
+
+
+def status_for(error: PorticoError, dialect: Dialect) -> int:
+    """The status a failed request answers with: `error.http_status`, except in the Portkey dialect, where an
+    upstream's HTTP error keeps the upstream's own status (a 500 stays 500, a 503 503), as Portkey's gateway
+    returns the last attempt's response (`retryHandler.ts` rebuilds it with `status: error.status`).
+
+    Errors without an upstream status (connection failures, timeouts, malformed answers) keep 502/504 everywhere."""
+    if dialect == "portkey" and isinstance(error, UpstreamHTTPError):
+        upstream = error.upstream_status
+        if upstream is not None and 400 <= upstream <= 599:
+            return upstream
+    return error.http_status
 
 
 def error_body(error: PorticoError, dialect: Dialect) -> bytes:

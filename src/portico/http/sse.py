@@ -6,6 +6,7 @@ frame (OpenAI's error shape, which the SDKs raise on) followed by `[DONE]` (CHEC
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -14,10 +15,12 @@ import orjson
 from portico.core.errors import PorticoError
 from portico.core.types import ChatChunk, Dialect
 from portico.http.asgi import Headers, Send
-from portico.http.errors import error_payload
+from portico.http.errors import error_payload, internal_error
 
 if TYPE_CHECKING:
     from portico.http.routes.chat import Exchange
+
+log = logging.getLogger("portico.http")
 
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS: Headers = [
@@ -40,13 +43,39 @@ def _frame(chunk: ChatChunk) -> bytes:
 async def write_stream(
     send: Send, chunks: AsyncIterator[list[ChatChunk]], headers: Headers, ex: Exchange, dialect: Dialect
 ) -> None:
+    """Once the headers are out, every failure (upstream, encoding, a cache or hook bug below the iterator) ends
+    the body with an error event and `[DONE]`: nothing escapes to the server, which would log a protocol error
+    and cut the connection without telling the client why."""
     await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
     try:
         async for batch in chunks:
             await send({"type": "http.response.body", "body": encode_batch(batch), "more_body": True})
     except PorticoError as error:
-        ex.error = error
-        frame = b"data: " + orjson.dumps(error_payload(error, dialect)) + b"\n\n"
-        await send({"type": "http.response.body", "body": frame + DONE, "more_body": False})
+        await _end_with_error(send, ex, error, dialect)
+        return
+    except Exception:
+        log.exception("stream of request %s failed after its headers were sent", ex.request_id)
+        await _close(chunks)
+        await _end_with_error(send, ex, internal_error(ex.request_id), dialect)
         return
     await send({"type": "http.response.body", "body": DONE, "more_body": False})
+
+
+async def _end_with_error(send: Send, ex: Exchange, error: PorticoError, dialect: Dialect) -> None:
+    ex.error = error
+    try:
+        frame = b"data: " + orjson.dumps(error_payload(error, dialect)) + b"\n\n"
+    except (TypeError, ValueError):  # an unencodable detail must not cost the client its end of stream
+        log.exception("could not encode the stream error of request %s", ex.request_id)
+        frame = b"data: " + orjson.dumps(error_payload(internal_error(ex.request_id), dialect)) + b"\n\n"
+    await send({"type": "http.response.body", "body": frame + DONE, "more_body": False})
+
+
+async def _close(chunks: AsyncIterator[list[ChatChunk]]) -> None:
+    """An encoding failure leaves the iterator suspended: close it now so the upstream connection is released."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            log.exception("closing a failed stream raised")

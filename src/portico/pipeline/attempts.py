@@ -6,15 +6,13 @@ Every attempt, failed or not, is appended to `Served.attempts`; the target that 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
-from typing import TypeVar
 
-from portico.core.errors import ProviderError, UpstreamTimeout
+from portico.core.errors import ProviderError
 from portico.core.types import Attempt, ChatChunk, ChatRequest, ChatResult, ProviderCredentials, Target
 from portico.pipeline.routing import AttemptFn, Router
 from portico.pipeline.served import OpenedStream, Served
@@ -22,29 +20,25 @@ from portico.providers.base import CallOptions, Provider, StreamStart
 from portico.providers.registry import ProviderRegistry
 from portico.providers.transport import Transport
 
-_T = TypeVar("_T")
-
 
 class RoutedCall:
     def __init__(self, providers: ProviderRegistry, transport: Transport, router: Router) -> None:
         self.providers = providers
         self.transport = transport
         self.router = router
-        self._default_options: dict[str, CallOptions] = {}
+        self._default_options: dict[tuple[str, bool], CallOptions] = {}
 
     def complete(self, request: ChatRequest, served: Served) -> Awaitable[ChatResult]:
-        return self._route(request, self._completion_attempt(request, served))
+        """Not a coroutine itself: every await in a request resumes each coroutine frame above it, so the hot
+        path hands its caller the attempt (or the router's run) to await directly."""
+        attempt = self._completion_attempt(request, served)
+        plan = request.routing
+        return attempt(_direct_target(request.model), None) if plan is None else self.router.run(plan, attempt)
 
     def open_stream(self, request: ChatRequest, served: Served) -> Awaitable[OpenedStream]:
-        return self._route(request, self._stream_attempt(request, served))
-
-    def _route(self, request: ChatRequest, attempt: AttemptFn[_T]) -> Awaitable[_T]:
-        """Not a coroutine itself: every await in a request resumes each coroutine frame above it, so the hot
-        path keeps the chain short."""
+        attempt = self._stream_attempt(request, served)
         plan = request.routing
-        if plan is None:
-            return attempt(_direct_target(request.model), None)
-        return self.router.run(plan, attempt)
+        return attempt(_direct_target(request.model), None) if plan is None else self.router.run(plan, attempt)
 
     def target(self, request: ChatRequest, target: Target) -> tuple[Provider, str, ChatRequest]:
         """The provider, model and request (with the target's overrides and credentials) one target means."""
@@ -67,17 +61,15 @@ class RoutedCall:
         return provider, model, request
 
     def _options(self, provider: Provider, timeout_ms: float | None, stream: bool) -> CallOptions:
-        config = provider.config
+        """The limits of one attempt (README "Limits of one attempt"): the provider's own, with the routing
+        timeout as a completion's whole call or a stream's wait for its first token."""
         if timeout_ms is None:
-            options = self._default_options.get(provider.name)
-            if options is None:  # one per provider, read-only: built once instead of per attempt
-                options = CallOptions(timeout_s=config.timeout, connect_timeout_s=config.connect_timeout)
-                self._default_options[provider.name] = options
+            options = self._default_options.get((provider.name, stream))
+            if options is None:  # read-only: built once per provider instead of per attempt
+                options = CallOptions.for_attempt(provider.config, None, stream)
+                self._default_options[provider.name, stream] = options
             return options
-        seconds = timeout_ms / 1000
-        if stream:
-            return CallOptions(config.timeout, min(config.connect_timeout, seconds), first_event_timeout_s=seconds)
-        return CallOptions(seconds, min(config.connect_timeout, seconds))
+        return CallOptions.for_attempt(provider.config, timeout_ms / 1000, stream)
 
     def _completion_attempt(self, request: ChatRequest, served: Served) -> AttemptFn[ChatResult]:
         async def attempt(target: Target, timeout_ms: float | None) -> ChatResult:
@@ -102,17 +94,11 @@ class RoutedCall:
             started = time.perf_counter()
             stream = provider.stream(req, model, self.transport, options, start)
             first: list[list[ChatChunk]] = []
-            try:
-                async with asyncio.timeout(options.first_event_timeout_s or options.timeout_s):
-                    async for batch in stream:  # an answer without any content simply ends the loop
-                        first.append(batch)
-                        if any(chunk.has_content for chunk in batch):
-                            break
-            except TimeoutError:
-                await _close(stream)
-                error = UpstreamTimeout(f"{provider.name} sent no token in time", provider=provider.name)
-                served.attempts.append(_failed(provider, model, error, started))
-                raise error from None
+            try:  # the transport holds the first-token deadline: no second timer here
+                async for batch in stream:  # an answer without any content simply ends the loop
+                    first.append(batch)
+                    if any(chunk.has_content for chunk in batch):
+                        break
             except ProviderError as error:
                 await _close(stream)
                 served.attempts.append(_failed(provider, model, error, started))

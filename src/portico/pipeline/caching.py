@@ -24,13 +24,11 @@ TargetResolver = Callable[[ChatRequest, Target], tuple[Provider, str, ChatReques
 
 class CacheStage(Stage):
     name = "cache"
+    triggers = ("cache",)
 
     def __init__(self, cache: Cache, resolve: TargetResolver) -> None:
         self.cache = cache
         self._resolve = resolve
-
-    def active(self, request: ChatRequest) -> bool:
-        return request.cache is not None
 
     async def before(self, call: Call) -> ChatResult | None:
         request, served = call.request, call.served

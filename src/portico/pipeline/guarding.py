@@ -7,15 +7,13 @@ silently ignored; the guardrails work replaces the check and keeps this stage's 
 from __future__ import annotations
 
 from portico.core.errors import RequestError
-from portico.core.types import ChatRequest, ChatResult
+from portico.core.types import ChatResult
 from portico.pipeline.stages import Call, Stage
 
 
 class GuardrailStage(Stage):
     name = "guardrails"
-
-    def active(self, request: ChatRequest) -> bool:
-        return bool(request.guardrails)
+    triggers = ("guardrails",)
 
     async def before(self, call: Call) -> ChatResult | None:
         guardrail_id = call.request.guardrails[0][0]

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from portico.core.types import ChatRequest, ChatResult
+from portico.core.types import ChatResult
 from portico.pipeline.stages import Call, Stage
 from portico.pipeline.templating import render_messages
 
 
 class RenderStage(Stage):
     name = "variables"
-
-    def active(self, request: ChatRequest) -> bool:
-        return bool(request.variables)
+    triggers = ("variables",)
 
     async def before(self, call: Call) -> ChatResult | None:
         request = call.request
         if request.variables:
             call.request = replace(
-                request, body=render_messages(request.body, request.variables, request.template_engine)
+                request, body=render_messages(request.body, request.variables, request.template_engine or "text")
             )
         return None

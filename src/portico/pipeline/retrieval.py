@@ -7,15 +7,13 @@ ignored; the knowledge-bases work replaces the lookup and keeps this stage's pla
 from __future__ import annotations
 
 from portico.core.errors import NotFound
-from portico.core.types import ChatRequest, ChatResult
+from portico.core.types import ChatResult
 from portico.pipeline.stages import Call, Stage
 
 
 class RetrievalStage(Stage):
     name = "retrieval"
-
-    def active(self, request: ChatRequest) -> bool:
-        return bool(request.knowledge_ids)
+    triggers = ("knowledge_ids",)
 
     async def before(self, call: Call) -> ChatResult | None:
         knowledge_id = call.request.knowledge_ids[0]

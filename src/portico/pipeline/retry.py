@@ -1,19 +1,21 @@
 """The only retry loop in Portico: retries of one target, exponential backoff with full jitter, Retry-After honoured.
 
-A retry is for the *same* target; moving on to another target is the routing strategy's business.
+A retry is for the *same* target; moving on to another target is the routing strategy's business. The wait
+between attempts goes through `Backoff.sleep`, an attribute, so a test (or a caller) replaces it on the object.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from portico.core.errors import ProviderError, UpstreamConnectionError, UpstreamProtocolError, UpstreamTimeout
 from portico.core.types import RetryPolicy
 
 T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
 
 BASE_DELAY_S = 0.05
 MAX_DELAY_S = 2.0
@@ -26,27 +28,62 @@ def is_retryable(error: ProviderError, policy: RetryPolicy) -> bool:
     return error.upstream_status is not None and error.upstream_status in policy.on_codes
 
 
-def backoff_delay(retry_number: int, error: ProviderError, policy: RetryPolicy, max_retry_after: float) -> float:
-    """Full jitter (AWS architecture blog): uniform(0, min(cap, base * 2^n)); Retry-After wins, up to a cap."""
-    if policy.use_retry_after and error.retry_after is not None:
-        return min(error.retry_after, max_retry_after)
-    return random.uniform(0, min(MAX_DELAY_S, BASE_DELAY_S * (2**retry_number)))
+class Backoff:
+    """How long to wait before retry n, and the waiting itself; built once (per `Router`), not per request.
+
+    `sleep` and `jitter` are looked up on the instance at each retry, so replacing them after construction works
+    (a default argument would have bound `asyncio.sleep` when the module was imported, out of a test's reach).
+    """
+
+    __slots__ = ("jitter", "max_retry_after", "sleep")
+
+    def __init__(
+        self,
+        max_retry_after: float = 30.0,
+        *,
+        sleep: Sleep | None = None,
+        jitter: Callable[[float, float], float] | None = None,
+    ) -> None:
+        self.max_retry_after = max_retry_after
+        self.sleep: Sleep = sleep if sleep is not None else asyncio.sleep
+        self.jitter: Callable[[float, float], float] = jitter if jitter is not None else random.uniform
+
+    def delay(self, retry_number: int, error: ProviderError, policy: RetryPolicy) -> float:
+        """Full jitter (AWS architecture blog): uniform(0, min(cap, base * 2^n)); Retry-After wins, up to a cap."""
+        if policy.use_retry_after and error.retry_after is not None:
+            return min(error.retry_after, self.max_retry_after)
+        return self.jitter(0, min(MAX_DELAY_S, BASE_DELAY_S * (2**retry_number)))
+
+    async def run(self, attempt: Callable[[], Awaitable[T]], policy: RetryPolicy | None) -> T:
+        """Run `attempt`, then up to `policy.count` retries while the error is retryable; re-raise the last error."""
+        retries = 0
+        while True:
+            try:
+                return await attempt()
+            except ProviderError as error:
+                if policy is None or retries >= policy.count or not is_retryable(error, policy):
+                    raise
+                await self.sleep(self.delay(retries, error, policy))
+                retries += 1
 
 
-async def with_retries(
+def with_retries(
     attempt: Callable[[], Awaitable[T]],
     policy: RetryPolicy | None,
     *,
     max_retry_after: float = 30.0,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> T:
-    """Run `attempt`, then up to `policy.count` retries while the error is retryable; re-raise the last error."""
-    retries = 0
-    while True:
-        try:
-            return await attempt()
-        except ProviderError as error:
-            if policy is None or retries >= policy.count or not is_retryable(error, policy):
-                raise
-            await sleep(backoff_delay(retries, error, policy, max_retry_after))
-            retries += 1
+    sleep: Sleep | None = None,
+) -> Coroutine[Any, Any, T]:
+    """`Backoff(max_retry_after, sleep=sleep).run(attempt, policy)` for callers that hold no `Backoff` (a
+    router should build one once and call its `run`). Not a coroutine itself: no extra frame per attempt, and
+    the real-sleep `Backoff` is shared (building one per call cost 0.6 µs)."""
+    if sleep is not None:
+        return Backoff(max_retry_after, sleep=sleep).run(attempt, policy)
+    backoff = _SHARED.get(max_retry_after)
+    if backoff is None:
+        backoff = _SHARED[max_retry_after] = Backoff(max_retry_after)
+    return backoff.run(attempt, policy)
+
+
+_SHARED: dict[float, Backoff] = {}
+"""One real-sleep `Backoff` per cap (in practice one: `routing.max_retry_after_seconds`)."""

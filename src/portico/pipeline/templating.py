@@ -1,14 +1,15 @@
 """Render `{{variables}}` into message text (CHECKLIST AMB-07..09): string contents and text parts of every message.
 
 Engines: `text` (default; also `default`, `f-string`, and `mustache`, whose plain variables are the same syntax) —
-`{{ name }}` replaced, unknown names left verbatim; `jinja` — a sandboxed Jinja2 environment, unknown names empty.
-Tool-call arguments, images and files are never touched.
+`{{ name }}` replaced, unknown names left verbatim; `jinja` — a sandboxed Jinja2 environment with a work budget
+(`jinja_sandbox.py`), unknown names empty. Any template failure is a 422, never a 500. Tool-call arguments, images
+and files are never touched.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from portico.core.errors import FieldError, ValidationFailed
@@ -43,10 +44,10 @@ def render_messages(body: JSONObject, variables: Mapping[str, Any], engine: str 
 
 
 class TemplateFailure(ValueError):
-    pass
+    """A template that cannot be rendered; its message is for the client."""
 
 
-def _text_renderer(variables: Mapping[str, Any]) -> Any:
+def _text_renderer(variables: Mapping[str, Any]) -> Callable[[str], str]:
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
         return str(variables[name]) if name in variables else match.group(0)
@@ -57,16 +58,7 @@ def _text_renderer(variables: Mapping[str, Any]) -> Any:
     return render
 
 
-def _jinja_renderer(variables: Mapping[str, Any]) -> Any:
-    from jinja2 import TemplateError
-    from jinja2.sandbox import SandboxedEnvironment
+def _jinja_renderer(variables: Mapping[str, Any]) -> Callable[[str], str]:
+    from portico.pipeline.jinja_sandbox import jinja_renderer  # Jinja is imported by the requests that use it
 
-    env = SandboxedEnvironment(autoescape=False)
-
-    def render(text: str) -> str:
-        try:
-            return env.from_string(text).render(**variables)
-        except TemplateError as exc:
-            raise TemplateFailure(f"template error: {exc}") from exc
-
-    return render
+    return jinja_renderer(variables)

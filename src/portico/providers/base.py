@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -17,9 +17,12 @@ import orjson
 from portico.config.schema import ProviderConfig
 from portico.core.errors import ProviderError, RequestError, UpstreamHTTPError, UpstreamProtocolError
 from portico.core.types import ChatChunk, ChatRequest, ChatResult, JSONObject
-from portico.providers.transport import Transport, UpstreamEvent
+from portico.providers.failure import call_secrets, clean_error
+from portico.providers.transport import Limits, Transport, UpstreamEvent
 
 Framing = Literal["json", "sse", "aws-eventstream"]
+# What a translation method raises when an upstream answer does not have the shape its API documents.
+_PARSER_BUGS = (ValueError, KeyError, TypeError, IndexError, AttributeError)
 
 
 @dataclass(slots=True)
@@ -36,11 +39,31 @@ class HttpCall:
 
 @dataclass(slots=True)
 class CallOptions:
-    """Per-attempt limits chosen by the routing layer."""
+    """Per-attempt limits chosen by the routing layer; each bound is enforced once, in the transport.
+
+    `timeout_s`: the whole attempt, from sending to the last byte (a stream's every byte too).
+    `connect_timeout_s`: opening the connection.
+    `first_event_timeout_s`: streams only, from sending to the first token (the first chunk with content);
+    None: the provider's `first_token_timeout`, else `timeout_s`.
+    `idle_timeout_s`: streams only, the longest silence between two reads once tokens flow; None: the
+    provider's `idle_timeout`, else 60 s (never more than `timeout_s`).
+    """
 
     timeout_s: float
     connect_timeout_s: float = 10.0
     first_event_timeout_s: float | None = None
+    idle_timeout_s: float | None = None
+
+    @classmethod
+    def for_attempt(cls, config: ProviderConfig, attempt_timeout_s: float | None, stream: bool) -> CallOptions:
+        """The routing `timeout` of an attempt: a completion's whole call; a stream's wait for its first token
+        (a stream that has started is bounded by the provider's total and idle timeouts)."""
+        if attempt_timeout_s is None:
+            return cls(config.timeout, config.connect_timeout, config.first_token_timeout, config.idle_timeout)
+        connect = min(config.connect_timeout, attempt_timeout_s)
+        if stream:
+            return cls(config.timeout, connect, attempt_timeout_s, config.idle_timeout)
+        return cls(attempt_timeout_s, connect)
 
 
 class StreamParser(Protocol):
@@ -58,7 +81,6 @@ class StreamStart:
     """What the gateway learns when an upstream stream opens (before any chunk)."""
 
     dropped_params: tuple[str, ...] = ()
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class Provider(abc.ABC):
@@ -71,6 +93,9 @@ class Provider(abc.ABC):
         self.name = name
         self.config = config
         self.base_url = (config.base_url or self.default_base_url or "").rstrip("/")
+        self.limits = Limits(
+            config.first_token_timeout, config.idle_timeout, config.max_response_bytes, config.max_event_bytes
+        )
 
     def api_key(self, request: ChatRequest) -> str | None:
         creds = request.credentials
@@ -135,21 +160,28 @@ class HttpProvider(Provider):
         self, request: ChatRequest, model: str, transport: Transport, options: CallOptions
     ) -> ChatResult:
         call = self.build_request(request, model)
-        status, headers, body = await transport.send(call.method, call.url, call.headers, call.body, options, self.name)
-        if status >= 400:
-            raise self.map_error(status, body, headers)
         try:
-            result = self.parse_response(body, model)
-        except ProviderError:
-            raise
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise UpstreamProtocolError(
-                f"{self.name} returned a response that is not a valid completion ({type(exc).__name__})",
-                provider=self.name,
-            ) from exc
-        result.provider = self.name
-        result.dropped_params = call.dropped_params
-        return result
+            status, headers, body = await transport.send(
+                call.method, call.url, call.headers, call.body, options, self.name, self.limits
+            )
+        except ProviderError as error:
+            raise self._failed(error, call, request) from None
+        failure: ProviderError
+        if status < 400:
+            try:
+                result = self.parse_response(body, model)
+            except ProviderError as error:
+                failure = error
+            except _PARSER_BUGS as exc:
+                failure = self._malformed(exc, "response")
+            else:
+                result.provider = self.name
+                result.dropped_params = call.dropped_params
+                return result
+        else:
+            failure = self.map_error(status, body, headers)
+        body = b""  # the raised error's traceback keeps this frame alive: not the whole answer with it
+        raise self._failed(failure, call, request)
 
     async def stream(
         self, request: ChatRequest, model: str, transport: Transport, options: CallOptions, start: StreamStart
@@ -157,20 +189,42 @@ class HttpProvider(Provider):
         call = self.build_request(request, model)
         start.dropped_params = call.dropped_params
         parser = self.stream_parser(request, model)
-        async with transport.open_stream(
-            call.method, call.url, call.headers, call.body, options, self.name, call.framing
-        ) as upstream:
-            if upstream.status >= 400:
-                raise self.map_error(upstream.status, await upstream.read(), upstream.headers)
-            async for events in upstream.events():
-                batch: list[ChatChunk] = []
-                for event in events:
-                    batch.extend(parser.feed(event))
-                if batch:
-                    yield batch
-        tail = parser.close()
+        try:
+            async with transport.open_stream(
+                call.method, call.url, call.headers, call.body, options, self.name, call.framing, self.limits
+            ) as upstream:
+                if upstream.status >= 400:
+                    raise self.map_error(upstream.status, await upstream.read(), upstream.headers)
+                waiting = True  # for the first token, whose deadline the transport keeps until told
+                try:  # one try around the loop: entering it per event would cost every chunk of every stream
+                    async for events in upstream.events():
+                        batch: list[ChatChunk] = []
+                        for event in events:
+                            batch.extend(parser.feed(event))
+                        if batch:
+                            if waiting and any(chunk.has_content for chunk in batch):
+                                upstream.first_token()
+                                waiting = False
+                            yield batch
+                    tail = parser.close()
+                except _PARSER_BUGS as exc:
+                    raise self._malformed(exc, "stream event") from None
+        except ProviderError as error:
+            raise self._failed(error, call, request) from None
         if tail:
             yield tail
+
+    def _failed(self, error: ProviderError, call: HttpCall, request: ChatRequest) -> ProviderError:
+        """Every error leaving the provider: no secret the call sent, no upstream body, no frames holding one."""
+        clean_error(error, call_secrets(call.headers, call.url, self.api_key(request)))
+        return error.with_traceback(None)
+
+    def _malformed(self, exc: Exception, what: str) -> UpstreamProtocolError:
+        """A parser that choked on an upstream answer: the answer was not the provider's API."""
+        return UpstreamProtocolError(
+            f"{self.name} returned a {what} that is not valid for its API ({type(exc).__name__})",
+            provider=self.name,
+        )
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -220,8 +274,8 @@ def decode_json_object(body: bytes, provider: str) -> JSONObject:
     """Decode an upstream body that must be a JSON object, or raise a protocol error naming the provider."""
     try:
         data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamProtocolError(f"{provider} returned invalid JSON", provider=provider) from exc
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError(f"{provider} returned invalid JSON", provider=provider) from None
     if not isinstance(data, dict):
         raise UpstreamProtocolError(
             f"{provider} returned a JSON {type(data).__name__}, not an object", provider=provider
@@ -235,8 +289,8 @@ def decode_stream_event(event: UpstreamEvent, provider: str) -> JSONObject | Non
         return None
     try:
         data = orjson.loads(event.data)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamProtocolError(f"{provider} sent an invalid stream event", provider=provider) from exc
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError(f"{provider} sent an invalid stream event", provider=provider) from None
     return data if isinstance(data, dict) else None
 
 

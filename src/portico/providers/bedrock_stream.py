@@ -275,8 +275,8 @@ class ConverseStreamParser:
     def _load(self, payload: bytes) -> JSONObject:
         try:
             data = orjson.loads(payload) if payload else {}
-        except orjson.JSONDecodeError as exc:
+        except orjson.JSONDecodeError:
             raise UpstreamProtocolError(
                 f"{self._provider} sent an invalid stream event", provider=self._provider
-            ) from exc
+            ) from None
         return data if isinstance(data, dict) else {}

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from portico.core.errors import UpstreamHTTPError
+from portico.core.errors import UpstreamHTTPError, UpstreamTimeout
 from portico.core.types import ChatChunk, ChatRequest, ChatResult, JSONObject
 from portico.providers.base import CallOptions, Provider, StreamStart
 from portico.providers.registry import Register, hookimpl
@@ -30,7 +30,7 @@ class MockProvider(Provider):
     async def complete(
         self, request: ChatRequest, model: str, transport: Transport, options: CallOptions
     ) -> ChatResult:
-        await self._misbehave(model)
+        await self._misbehave(model, options)
         n = int(request.body.get("n") or 1)
         choices = [_choice(request.body, i) for i in range(n)]
         prompt, completion = _usage(request.body, choices)
@@ -63,9 +63,15 @@ class MockProvider(Provider):
             yield [_chunk(head, index, {}, choice["finish_reason"])]
         yield [ChatChunk({**head, "choices": [], "usage": result.body["usage"]})]
 
-    async def _misbehave(self, model: str) -> None:
+    async def _misbehave(self, model: str, options: CallOptions, stream: bool = False) -> None:
+        """`slow-<ms>` keeps the same limits as a real upstream: past the attempt's bound it times out."""
         if model.startswith("slow-"):
-            await asyncio.sleep(int(model[5:] or 0) / 1000)
+            delay = int(model[5:] or 0) / 1000
+            limit = (options.first_event_timeout_s if stream else None) or options.timeout_s
+            if delay > limit:
+                await asyncio.sleep(limit)
+                raise UpstreamTimeout(f"{self.name} did not answer within {limit:g}s", provider=self.name)
+            await asyncio.sleep(delay)
         elif model.startswith("error-"):
             status = int(model[6:] or 500)
             raise UpstreamHTTPError(f"mock error {status}", provider=self.name, upstream_status=status)

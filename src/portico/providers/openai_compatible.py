@@ -1,7 +1,8 @@
-"""The adapter for every OpenAI-shaped chat API: the body goes out as the client sent it, answers come back unchanged.
+"""The adapter for every OpenAI-shaped chat API: the body goes out as the service takes it, answers come back as sent.
 
-A family member (openai, groq, vllm, ...) is a `Flavor` row in `openai_family.py`, not code. Unknown request keys
-reach the upstream verbatim (vLLM's sampling parameters), except those a flavor lists as unsupported.
+A family member (openai, groq, vllm, ...) is a `Flavor` row in `openai_family.py`, not code. A hosted service's row
+names what it accepts (`openai_params.py`): the rest is dropped and listed, or refused when its loss would change
+the answer. Self-hosted servers (vLLM, Ollama, ...) get every key verbatim.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from portico.config.schema import ProviderConfig
 from portico.core.errors import UpstreamProtocolError
 from portico.core.types import ChatChunk, ChatRequest, ChatResult, JSONObject
 from portico.providers.base import HttpCall, HttpProvider, StreamParser, decode_json_object
+from portico.providers.openai_params import Accepts
 from portico.providers.transport import UpstreamEvent
 
 VLLM_ONLY_PARAMS = frozenset(
@@ -57,9 +59,6 @@ VLLM_ONLY_PARAMS = frozenset(
 )
 """Parameters only vLLM-style servers accept; OpenAI itself answers 400 to any of them (CHECKLIST AMB-57)."""
 
-GATEWAY_ONLY_PARAMS = frozenset({"thinking"})
-"""Fields of the orq/Portkey schemas that no OpenAI-compatible server accepts (mapped by native adapters)."""
-
 
 @dataclass(frozen=True, slots=True)
 class Flavor:
@@ -70,6 +69,9 @@ class Flavor:
     auth_header: str = "Authorization"
     auth_prefix: str = "Bearer "
     unsupported: frozenset[str] = frozenset()
+    """Keys dropped (and listed) for a service without an `accepts` list (Azure)."""
+    accepts: Accepts | None = None
+    """What the service accepts; None: everything the client sent goes through verbatim."""
     stream_usage: bool = True
     """Accepts `stream_options.include_usage`; the gateway then always asks, to account every stream."""
     key_required: bool = True
@@ -106,7 +108,11 @@ class OpenAICompatibleProvider(HttpProvider):
     def build_request(self, request: ChatRequest, model: str) -> HttpCall:
         body = dict(request.body)
         dropped: tuple[str, ...] = ()
-        if self.flavor.unsupported and (found := self.flavor.unsupported.intersection(body)):
+        accepts = self.flavor.accepts
+        if accepts is not None:
+            if not accepts.fast.issuperset(body):  # the common request: every key accepted, nothing to do
+                dropped = accepts.fit(body, self.name)
+        elif self.flavor.unsupported and (found := self.flavor.unsupported.intersection(body)):
             for param in found:
                 del body[param]
             dropped = tuple(sorted(found))
@@ -149,10 +155,10 @@ class OpenAIStreamParser:
             return []
         try:
             chunk = ChatChunk.relayed(data)
-        except ValueError as exc:
+        except ValueError:
             raise UpstreamProtocolError(
                 f"{self._provider} sent an invalid stream event", provider=self._provider
-            ) from exc
+            ) from None
         if chunk is None:
             return []
         if chunk.is_error:

@@ -4,30 +4,29 @@ from __future__ import annotations
 
 from functools import partial
 
-from portico.providers.openai_compatible import VLLM_ONLY_PARAMS, Flavor, OpenAICompatibleProvider
+from portico.providers import openai_params as params
+from portico.providers.openai_compatible import Flavor, OpenAICompatibleProvider
 from portico.providers.registry import Register, hookimpl
 
-_NO_VLLM = VLLM_ONLY_PARAMS | {"thinking"}
-
 FLAVORS: dict[str, Flavor] = {
-    "openai": Flavor("https://api.openai.com/v1", "OPENAI_API_KEY", unsupported=_NO_VLLM),
-    "groq": Flavor("https://api.groq.com/openai/v1", "GROQ_API_KEY", unsupported=_NO_VLLM),
-    "mistral": Flavor("https://api.mistral.ai/v1", "MISTRAL_API_KEY", unsupported=_NO_VLLM, stream_usage=False),
-    "deepseek": Flavor("https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", unsupported=_NO_VLLM),
-    "together": Flavor("https://api.together.xyz/v1", "TOGETHER_API_KEY", unsupported=frozenset({"thinking"})),
-    "fireworks": Flavor(
-        "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY", unsupported=frozenset({"thinking"})
+    "openai": Flavor("https://api.openai.com/v1", "OPENAI_API_KEY", accepts=params.OPENAI),
+    "groq": Flavor("https://api.groq.com/openai/v1", "GROQ_API_KEY", accepts=params.GROQ),
+    "mistral": Flavor("https://api.mistral.ai/v1", "MISTRAL_API_KEY", accepts=params.MISTRAL, stream_usage=False),
+    "deepseek": Flavor("https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", accepts=params.DEEPSEEK),
+    "together": Flavor("https://api.together.xyz/v1", "TOGETHER_API_KEY", accepts=params.TOGETHER),
+    "fireworks": Flavor("https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY", accepts=params.FIREWORKS),
+    "xai": Flavor("https://api.x.ai/v1", "XAI_API_KEY", accepts=params.XAI),
+    "perplexity": Flavor(
+        "https://api.perplexity.ai", "PERPLEXITY_API_KEY", accepts=params.PERPLEXITY, stream_usage=False
     ),
-    "xai": Flavor("https://api.x.ai/v1", "XAI_API_KEY", unsupported=_NO_VLLM),
-    "perplexity": Flavor("https://api.perplexity.ai", "PERPLEXITY_API_KEY", unsupported=_NO_VLLM, stream_usage=False),
-    "cerebras": Flavor("https://api.cerebras.ai/v1", "CEREBRAS_API_KEY", unsupported=_NO_VLLM),
-    "openrouter": Flavor("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", unsupported=frozenset({"thinking"})),
+    "cerebras": Flavor("https://api.cerebras.ai/v1", "CEREBRAS_API_KEY", accepts=params.CEREBRAS),
+    "openrouter": Flavor("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", accepts=params.OPENROUTER),
     "vllm": Flavor("http://localhost:8000/v1", "VLLM_API_KEY", key_required=False),
     "ollama": Flavor("http://localhost:11434/v1", None, key_required=False),
     "lmstudio": Flavor("http://localhost:1234/v1", None, key_required=False),
     "openailike": Flavor(None, None, key_required=False),
 }
-"""`unsupported` lists what a service rejects or ignores: vLLM's extra sampling parameters go only where they work."""
+"""Hosted services list what they accept (`openai_params.py`); self-hosted servers take every key as sent."""
 
 
 @hookimpl

@@ -1,7 +1,8 @@
-"""The one shared aiohttp session for every upstream call, its timeouts, and stream framings (SSE, event-stream).
+"""The one shared aiohttp session for every upstream call, and the limits of one call: timeouts and sizes.
 
 Keep-alive pools per upstream and a DNS cache come from one `TCPConnector`. Nothing else in Portico may create a
-client session (ruff TID251 enforces it): httpx measured ~15x more CPU per proxied request here.
+client session (ruff TID251 enforces it): httpx measured ~15x more CPU per proxied request here. An answer is read
+with a running size total and refused past its cap without holding the rest.
 """
 
 from __future__ import annotations
@@ -11,163 +12,160 @@ import functools
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
-import orjson
 from yarl import URL
 
 from portico.core.errors import UpstreamConnectionError, UpstreamProtocolError, UpstreamTimeout
+from portico.providers.framing import EventTooLarge, SSEReader, UpstreamEvent, _EventStreamReader
 
 if TYPE_CHECKING:
     from portico.providers.base import CallOptions
 
+__all__ = [  # the framings are re-exported: adapters and their tests know them from here
+    "DEFAULT_LIMITS",
+    "EventTooLarge",
+    "Limits",
+    "SSEReader",
+    "Transport",
+    "UpstreamEvent",
+    "UpstreamStream",
+    "_EventStreamReader",
+    "read_capped",
+]
 
-@dataclass(slots=True)
-class UpstreamEvent:
-    """One framed event: an SSE `data` payload (with its `event:` name) or an event-stream message."""
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+DEFAULT_IDLE_S = 60.0
 
-    data: bytes
-    event: str | None = None
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A provider's own bounds on each call (from its config, built once); `CallOptions` fields override the
+    timeouts per attempt."""
+
+    first_token_s: float | None = None
+    idle_s: float | None = None
+    max_response_bytes: int = DEFAULT_MAX_BYTES
+    max_event_bytes: int = DEFAULT_MAX_BYTES
+
+
+DEFAULT_LIMITS = Limits()
 
 
 class _Reader(Protocol):
     def feed(self, chunk: bytes) -> list[UpstreamEvent]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _StreamClock:
+    """The deadlines of one stream, on the event loop's clock."""
+
+    first: float
+    total: float
+    tail: float  # from here on the idle timeout could outlast the total deadline: reads are bounded by it
+    first_s: float
+    idle_s: float
+    total_s: float
+
+
 class UpstreamStream:
     """An open upstream response; `events()` yields the events of each network read as one batch."""
 
     def __init__(
-        self,
-        response: aiohttp.ClientResponse,
-        framing: str,
-        options: CallOptions,
-        provider: str,
-        first_deadline: float | None,
+        self, response: aiohttp.ClientResponse, framing: str, provider: str, clock: _StreamClock, limits: Limits
     ) -> None:
         self._response = response
         self._framing = framing
-        self._options = options
         self._provider = provider
-        self._first_deadline = first_deadline
+        self._clock = clock
+        self._limits = limits
+        self._first_deadline: float | None = clock.first
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
     async def read(self) -> bytes:
-        return await self._response.read()
+        """The whole body (an error answer), refused past `max_response_bytes`."""
+        return await read_capped(self._response, self._limits.max_response_bytes, self._provider)
+
+    def first_token(self) -> None:
+        """The provider saw content: from now on reads are bounded by the idle timeout, not the first-token one."""
+        self._first_deadline = None
 
     async def events(self) -> AsyncIterator[list[UpstreamEvent]]:
-        """Until the first event, each read is bounded by the first-event deadline; after it, by the idle
-        timeout, which aiohttp enforces itself (`sock_read`, set by `open_stream`): an `asyncio.timeout` per
-        read was ~130 bytecodes and a timer for every chunk of a token-by-token stream."""
-        reader: _Reader = _EventStreamReader() if self._framing == "aws-eventstream" else SSEReader()
+        """Until the first token, each read is bounded by the first-token deadline; after it, by the idle
+        timeout, which aiohttp enforces itself (`sock_read`, set by `open_stream`), and by the total deadline,
+        compared once per read: an `asyncio.timeout` per read was ~130 bytecodes and a timer for every chunk
+        of a token-by-token stream. Only reads in the last idle period before the total deadline get a timer."""
+        limit = self._limits.max_event_bytes
+        reader: _Reader = _EventStreamReader(limit) if self._framing == "aws-eventstream" else SSEReader(limit)
         content = self._response.content
-        first = self._first_deadline
+        clock = self._clock
+        now = asyncio.get_running_loop().time
         while True:
+            until = self._first_deadline
+            if until is None and now() >= clock.tail:
+                until = clock.total
             try:
-                if first is not None:
-                    async with asyncio.timeout_at(first):
+                if until is not None:
+                    async with asyncio.timeout_at(until):
                         chunk = await content.readany()
                 else:
                     chunk = await content.readany()
             except TimeoutError:  # aiohttp's read timeout is a TimeoutError too
-                what = "the first token" if first is not None else "the next chunk"
-                raise UpstreamTimeout(
-                    f"{self._provider} did not send {what} in time", provider=self._provider
-                ) from None
+                raise self._timeout(until) from None
             except aiohttp.ClientError as exc:
                 raise UpstreamConnectionError(
                     f"{self._provider} stream broke: {type(exc).__name__}", provider=self._provider
-                ) from exc
+                ) from None
             if not chunk:
                 return
             try:
                 events = reader.feed(chunk)
+            except EventTooLarge as exc:
+                raise UpstreamProtocolError(
+                    f"{self._provider} sent a stream event larger than {exc.limit} bytes (max_event_bytes)",
+                    provider=self._provider,
+                ) from None
             except ValueError as exc:
                 raise UpstreamProtocolError(
                     f"{self._provider} sent a malformed stream frame ({exc})", provider=self._provider
                 ) from None
             if events:
-                first = None
                 yield events
 
-
-class SSEReader:
-    """Incremental Server-Sent Events parser (data-only and named events, CRLF or LF line ends)."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-
-    def feed(self, chunk: bytes) -> list[UpstreamEvent]:
-        buffer = self._buffer + chunk if self._buffer else chunk
-        if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        *blocks, self._buffer = buffer.split(b"\n\n")
-        out: list[UpstreamEvent] = []
-        for block in blocks:
-            if block.startswith(b"data: ") and b"\n" not in block:  # the common single-line event, inline
-                out.append(UpstreamEvent(block[6:]))
-            elif block:
-                event = _parse_sse_block(block)
-                if event is not None:
-                    out.append(event)
-        return out
+    def _timeout(self, until: float | None) -> UpstreamTimeout:
+        clock, name = self._clock, self._provider
+        if until is not None and until == self._first_deadline and until < clock.total:
+            return UpstreamTimeout(f"{name} did not send the first token in time ({clock.first_s:g}s)", provider=name)
+        if until is not None:
+            return UpstreamTimeout(f"{name} did not finish in time (timeout {clock.total_s:g}s)", provider=name)
+        return UpstreamTimeout(f"{name} did not send the next chunk in time (idle {clock.idle_s:g}s)", provider=name)
 
 
-def _parse_sse_block(block: bytes) -> UpstreamEvent | None:
-    if block.startswith(b"data: ") and b"\n" not in block:
-        return UpstreamEvent(block[6:])
-    data: list[bytes] = []
-    name: str | None = None
-    for line in block.split(b"\n"):
-        if not line or line.startswith(b":"):
-            continue
-        key, _, value = line.partition(b":")
-        if value.startswith(b" "):
-            value = value[1:]
-        if key == b"data":
-            data.append(value)
-        elif key == b"event":
-            name = value.decode("utf-8", "replace")
-    if not data and name is None:
-        return None
-    return UpstreamEvent(b"\n".join(data), name)
+async def read_capped(response: aiohttp.ClientResponse, cap: int, provider: str) -> bytes:
+    """The body, refused past `cap` bytes: up front from Content-Length (aiohttp then reads no more than that),
+    else by a running total over the reads, so a too large answer is never held whole."""
+    declared = response.content_length
+    if declared is not None:
+        if declared > cap:
+            response.close()
+            raise _too_large(provider, cap)
+        return await response.read()
+    parts: list[bytes] = []
+    total = 0
+    content = response.content
+    while chunk := await content.readany():
+        total += len(chunk)
+        if total > cap:
+            response.close()
+            raise _too_large(provider, cap)
+        parts.append(chunk)
+    return b"".join(parts)
 
 
-class _EventStreamReader:
-    """AWS binary event-stream (Bedrock ConverseStream), decoded with botocore's parser (`portico[bedrock]`).
-
-    Events are named `event:<:event-type>`, modelled exceptions `exception:<:exception-type>` (JSON payload), and
-    protocol errors `error:<:error-code>` with `{"message": <:error-message>}` as payload (they carry none).
-    A corrupt frame (CRC or length mismatch) raises `ValueError`.
-    """
-
-    def __init__(self) -> None:
-        from botocore.eventstream import EventStreamBuffer, ParserError
-
-        self._buffer: Any = EventStreamBuffer()
-        self._parser_error: type[Exception] = ParserError
-
-    def feed(self, chunk: bytes) -> list[UpstreamEvent]:
-        self._buffer.add_data(chunk)
-        out: list[UpstreamEvent] = []
-        try:
-            for message in self._buffer:
-                headers = message.headers
-                kind = headers.get(":message-type", "event")
-                payload = message.payload
-                if kind == "event":
-                    name = headers.get(":event-type")
-                elif kind == "error":
-                    name = headers.get(":error-code", "error")
-                    payload = payload or orjson.dumps({"message": headers.get(":error-message", "")})
-                else:
-                    name = headers.get(":exception-type", "exception")
-                out.append(UpstreamEvent(payload, f"{kind}:{name}"))
-        except self._parser_error as exc:
-            raise ValueError(type(exc).__name__) from exc
-        return out
+def _too_large(provider: str, cap: int) -> UpstreamProtocolError:
+    return UpstreamProtocolError(f"{provider} answered more than {cap} bytes (max_response_bytes)", provider=provider)
 
 
 class Transport:
@@ -212,13 +210,14 @@ class Transport:
         body: bytes,
         options: CallOptions,
         provider: str,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> tuple[int, Mapping[str, str], bytes]:
         timeout = _timeout(options.timeout_s, options.connect_timeout_s)
         try:
             async with self.session.request(
                 method, _verbatim(url), data=body, headers=headers, timeout=timeout
             ) as resp:
-                return resp.status, resp.headers, await resp.read()
+                return resp.status, resp.headers, await read_capped(resp, limits.max_response_bytes, provider)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"{provider} did not answer within {options.timeout_s:g}s", provider=provider
@@ -236,24 +235,38 @@ class Transport:
         options: CallOptions,
         provider: str,
         framing: str,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> AsyncIterator[UpstreamStream]:
-        """Open a streaming call; leaving the block (normally, on error or on cancellation) releases it."""
-        first = options.first_event_timeout_s
-        timeout = _timeout(None, options.connect_timeout_s, read=options.timeout_s)  # streams: idle limit only
-        first_deadline = None if first is None else asyncio.get_running_loop().time() + first
+        """Open a streaming call; leaving the block (normally, on error or on cancellation) releases it. Opening
+        (connect, then the response headers) is bounded by the first-token deadline."""
+        clock = _clock(options, limits)
+        timeout = _timeout(None, options.connect_timeout_s, read=clock.idle_s)
         try:
-            async with asyncio.timeout(first if first is not None else options.timeout_s):
+            async with asyncio.timeout_at(clock.first):
                 resp = await self.session.request(method, _verbatim(url), data=body, headers=headers, timeout=timeout)
         except TimeoutError:
-            raise UpstreamTimeout(f"{provider} did not start answering in time", provider=provider) from None
+            raise UpstreamTimeout(
+                f"{provider} did not start answering in time ({clock.first_s:g}s)", provider=provider
+            ) from None
         except aiohttp.ClientError as exc:
             raise UpstreamConnectionError(_describe(exc, provider), provider=provider) from exc
         try:
-            yield UpstreamStream(resp, framing, options, provider, first_deadline)
+            yield UpstreamStream(resp, framing, provider, clock, limits)
         except BaseException:
             resp.close()  # a broken or abandoned stream must not go back to the pool
             raise
         resp.release()
+
+
+def _clock(options: CallOptions, limits: Limits) -> _StreamClock:
+    """One stream's deadlines: an attempt's `CallOptions` win over the provider's own limits; the first token
+    and the idle gaps never outlast the whole call."""
+    total_s = options.timeout_s
+    first_s = options.first_event_timeout_s or limits.first_token_s or total_s
+    idle_s = min(options.idle_timeout_s or limits.idle_s or DEFAULT_IDLE_S, total_s)
+    start = asyncio.get_running_loop().time()
+    total = start + total_s
+    return _StreamClock(min(start + first_s, total), total, total - idle_s, min(first_s, total_s), idle_s, total_s)
 
 
 @functools.lru_cache(maxsize=256)

@@ -3,6 +3,8 @@
 `Database.migrate()` brings the schema to the newest Alembic revision shipped in `storage/migrations/`; it is
 safe to run from several workers at once. Nothing here knows what the tables hold (`repos.py` does).
 On PostgreSQL, `?schema=name` in the URL keeps every Portico table (Alembic's too) in that schema.
+Every connection has deadlines (connect, statement, TCP keepalive): a database that stops answering fails a call,
+it never freezes one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import fcntl
 import logging
 import re
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -19,7 +22,7 @@ from typing import IO, Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 log = logging.getLogger("portico.storage")
 
@@ -53,7 +56,9 @@ def is_memory(url: URL) -> bool:
 class Database:
     """One engine for the process."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, connect_timeout: float = 5.0, statement_timeout: float = 10.0) -> None:
+        self.connect_timeout = connect_timeout
+        self.statement_timeout = statement_timeout
         self.url, self.backend = async_url(url)
         self.schema: str | None = None
         if self.backend == "postgresql" and "schema" in self.url.query:
@@ -63,34 +68,69 @@ class Database:
                 raise ValueError("storage.url: ?schema= must be a plain identifier (letters, digits, _)")
         self.memory = self.backend == "sqlite" and is_memory(self.url)
         self.ready = False
+        """True once the schema is in place (`migrate` done)."""
+        self.last_error: str | None = None
+        self._migrating: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock() if self.memory else None
         self.engine = self._create_engine()
 
-    def _create_engine(self) -> AsyncEngine:
+    def _create_engine(self, *, for_migration: bool = False) -> AsyncEngine:
         if self.backend == "postgresql":
-            connect_args: dict[str, Any] = {"server_settings": {"search_path": self.schema}} if self.schema else {}
             try:
-                return create_async_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+                pooling: dict[str, Any] = (
+                    {"poolclass": NullPool}
+                    if for_migration
+                    else {"pool_pre_ping": True, "pool_timeout": self.connect_timeout}
+                )
+                engine = create_async_engine(
+                    self.url, connect_args=self._postgres_args(statement_deadline=not for_migration), **pooling
+                )
             except ModuleNotFoundError:
                 raise ValueError("storage.url names PostgreSQL: install portico[postgres] (asyncpg)") from None
+            sa.event.listen(engine.sync_engine, "connect", _keepalive)
+            return engine
         if self.memory:
             engine = create_async_engine(self.url, poolclass=StaticPool, connect_args={"check_same_thread": False})
         else:
-            engine = create_async_engine(self.url)
+            engine = create_async_engine(self.url, connect_args={"timeout": self.statement_timeout})
         sa.event.listen(engine.sync_engine, "connect", self._sqlite_pragmas)
         return engine
 
+    def _postgres_args(self, *, statement_deadline: bool = True) -> dict[str, Any]:
+        """asyncpg's connect and per-statement timeouts, and the same statement deadline on the server (so a
+        statement that outlives its client's patience is cancelled there too, its locks released). Migrations
+        get the connect deadline only: an upgrade of a large table may rightly take minutes."""
+        settings: dict[str, str] = {}
+        args: dict[str, Any] = {"timeout": self.connect_timeout, "server_settings": settings}
+        if statement_deadline:
+            settings["statement_timeout"] = str(int(self.statement_timeout * 1000))
+            args["command_timeout"] = self.statement_timeout
+        if self.schema:
+            settings["search_path"] = self.schema
+        return args
+
+    def set_timeouts(self, *, connect: float, statement: float) -> None:
+        """Rebuild the engine with these deadlines; call before the first connection (the old pool is dropped)."""
+        if (connect, statement) != (self.connect_timeout, self.statement_timeout):
+            self.connect_timeout, self.statement_timeout = connect, statement
+            self.engine = self._create_engine()
+
+    async def reset(self) -> None:
+        """Forget every pooled connection (a stalled one included, without waiting for it): the next use
+        connects afresh. Checked-out connections are closed when their holders give them back."""
+        await self.engine.dispose(close=False)
+
     def _sqlite_pragmas(self, dbapi_connection: Any, _record: Any) -> None:
-        sqlite_pragmas(dbapi_connection, memory=self.memory)
+        sqlite_pragmas(dbapi_connection, memory=self.memory, busy_ms=int(min(self.statement_timeout, 5.0) * 1000))
 
     @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncConnection]:
+    async def begin(self, engine: AsyncEngine | None = None) -> AsyncIterator[AsyncConnection]:
         """A connection inside a transaction, committed on exit. An in-memory database has one connection, so
         its users take turns."""
         async with contextlib.AsyncExitStack() as stack:
             if self._lock is not None:
                 await stack.enter_async_context(self._lock)
-            yield await stack.enter_async_context(self.engine.begin())
+            yield await stack.enter_async_context((engine or self.engine).begin())
 
     async def migrate(self, *, attempts: int = 3) -> None:
         """Upgrade to the newest revision, safely from several workers at once: one migrates while the others
@@ -105,12 +145,52 @@ class Database:
             await self._migrate(attempts)
         self.ready = True
 
+    async def start(self, *, retry_max_seconds: float = 5.0) -> None:
+        """Migrate now if the database answers in time; otherwise keep trying in the background (with backoff)
+        and return at once, so the gateway serves while the database is away. `ready` says which happened."""
+        if await self._try_migrate():
+            return
+        log.error("storage: the database is not answering (%s); serving without it until it does", self.last_error)
+        self._migrating = asyncio.create_task(self._migrate_until_ready(retry_max_seconds), name="portico-migrate")
+
+    async def _try_migrate(self) -> bool:
+        """One try: the database must answer within its deadlines (no migration waits on a database that does
+        not); the migration itself then has no overall deadline, TCP keepalive notices a peer that vanished."""
+        try:
+            async with asyncio.timeout(self.connect_timeout + self.statement_timeout):
+                async with self.begin() as conn:
+                    await conn.execute(sa.text("SELECT 1"))
+            await self.migrate(attempts=1)
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            return False
+        self.last_error = None
+        return True
+
+    async def _migrate_until_ready(self, retry_max_seconds: float) -> None:
+        delay, failures = 0.2, 0
+        while not await self._try_migrate():
+            failures += 1
+            if failures % 10 == 0:
+                log.warning("storage: still no database after %d tries (%s)", failures, self.last_error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, retry_max_seconds)
+        log.warning("storage: the database answers; schema ready after %d failed tries", failures)
+
     async def _migrate(self, attempts: int) -> None:
         if await self._current_revision() == head_revision():
             return
+        engine = self._create_engine(for_migration=True) if self.backend == "postgresql" else self.engine
+        try:
+            await self._migrate_on(engine, attempts)
+        finally:
+            if engine is not self.engine:
+                await engine.dispose()
+
+    async def _migrate_on(self, engine: AsyncEngine, attempts: int) -> None:
         for attempt in range(1, attempts + 1):
             try:
-                async with self.begin() as conn:
+                async with self.begin(engine) as conn:
                     if self.backend == "postgresql":
                         await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
                         if self.schema:
@@ -144,6 +224,11 @@ class Database:
 
     async def close(self) -> None:
         self.ready = False
+        task, self._migrating = self._migrating, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.engine.dispose()
 
 
@@ -154,15 +239,33 @@ def _flock(path: Path) -> IO[bytes]:
     return handle
 
 
-def sqlite_pragmas(connection: Any, *, memory: bool = False) -> None:
+def sqlite_pragmas(connection: Any, *, memory: bool = False, busy_ms: int = 5000) -> None:
     """Every SQLite connection Portico opens: WAL with NORMAL sync for a file (readers never block the writer,
-    fsync only at checkpoints), and a busy timeout so that concurrent writers wait instead of failing."""
+    fsync only at checkpoints), and a busy timeout so that concurrent writers wait (boundedly) instead of failing."""
     cursor = connection.cursor()
     if not memory:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     cursor.close()
+
+
+_KEEPALIVE = (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
+
+
+def _keepalive(dbapi_connection: Any, _record: Any) -> None:
+    """TCP keepalive on the client side of each PostgreSQL connection: a peer that vanished (a dropped link, a
+    crashed host) is noticed by the kernel in ~25 s even when no statement is waiting. Best effort: the socket
+    is reached through asyncpg's transport, which a future asyncpg may hide."""
+    transport = getattr(getattr(dbapi_connection, "driver_connection", None), "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in _KEEPALIVE:
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
 def head_revision() -> str:

@@ -1,11 +1,13 @@
 """Repositories: typed reads and writes over `tables.py`. `RequestLogRepo` keeps the call log.
 
-Callers get and give `CallRecord`s, never rows. Times are stored and returned in UTC.
+Callers get and give `CallRecord`s, never rows. Times are stored and returned in UTC. Writing a record twice
+(a batch replayed after a commit whose answer was lost) stores it once: its `id` is the key.
 """
 
 from __future__ import annotations
 
 import builtins
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -35,21 +37,70 @@ def _where(
     return [column == value for column, value in wanted if value is not None]
 
 
+class StorageUnavailable(ConnectionError):
+    """The call log cannot be written yet (its schema is not in place): try again later."""
+
+
+class RecordRejected(ValueError):
+    """The database answered and refused these records (bad data, not a duplicate): retrying cannot help."""
+
+
 class RequestLogRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._writer: SQLiteBatchWriter | None = None
         if db.backend == "sqlite" and not db.memory and db.url.database:
-            self._writer = SQLiteBatchWriter(db.url.database, request_logs.name, _COLUMNS)
+            self._writer = SQLiteBatchWriter(
+                db.url.database, request_logs.name, _COLUMNS, busy_seconds=lambda: min(db.statement_timeout, 5.0)
+            )
 
     async def close(self) -> None:
         if self._writer is not None:
             await self._writer.close()
 
+    async def reset(self) -> None:
+        """Abandon the connections the writes use (a stalled writer's included): the next batch connects anew."""
+        if self._writer is not None:
+            self._writer.abandon()
+        else:
+            await self.db.reset()
+
     async def insert_many(self, records: Sequence[CallRecord]) -> None:
-        """One transaction for the batch: the records and the last-seen time of the identities they name."""
+        """One transaction for the batch: the records and the last-seen time of the identities they name.
+
+        Records already stored (same `id`) are skipped, and their identities not counted again. Plain INSERTs
+        stay the common path; only a batch that hits a duplicate key pays for the look-up."""
         if not records:
             return
+        if not self.db.ready:
+            raise StorageUnavailable("the call log's schema is not in place yet")
+        try:
+            await self._insert(records)
+        except (sa.exc.IntegrityError, sqlite3.IntegrityError):
+            await self._insert_new(records)
+        except (sa.exc.DataError, sqlite3.DataError, TypeError) as exc:
+            raise RecordRejected(f"the database refused {len(records)} record(s): {exc}") from exc
+
+    async def _insert_new(self, records: Sequence[CallRecord]) -> None:
+        unique = list({record.id: record for record in records}.values())
+        stored = await self._stored_ids([record.id for record in unique])
+        fresh = [record for record in unique if record.id not in stored]
+        if not fresh:
+            return
+        try:
+            await self._insert(fresh)
+        except (sa.exc.IntegrityError, sa.exc.DataError, sqlite3.IntegrityError, sqlite3.DataError) as exc:
+            raise RecordRejected(f"the database refused {len(fresh)} record(s): {exc}") from exc
+
+    async def _stored_ids(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        async with self.db.begin() as conn:
+            for start in range(0, len(ids), 500):
+                query = sa.select(request_logs.c.id).where(request_logs.c.id.in_(ids[start : start + 500]))
+                found.update((await conn.execute(query)).scalars())
+        return found
+
+    async def _insert(self, records: Sequence[CallRecord]) -> None:
         if self._writer is not None:
             seen = _identity_counts(records)
             identity_rows = [

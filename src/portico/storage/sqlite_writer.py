@@ -56,60 +56,88 @@ ROWS_PER_INSERT = 32
 
 
 class SQLiteBatchWriter:
-    def __init__(self, path: str, table: str, columns: Sequence[str]) -> None:
+    """Hands each batch to its lane (one thread, one connection). A lane that stalls is abandoned, not waited
+    for: the next batch opens a new one, and the old thread closes its connection when its call returns."""
+
+    def __init__(
+        self, path: str, table: str, columns: Sequence[str], *, busy_seconds: Callable[[], float] = lambda: 5.0
+    ) -> None:
         register_fast_adapters()
         self._path = path
+        self._busy_seconds = busy_seconds
+        """Read at each connect: the database's deadlines may be set after this writer is built."""
         self._insert_head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         self._row_marks = "(" + ", ".join("?" for _ in columns) + ")"
         self._width = len(columns)
-        self._rows_per_insert = ROWS_PER_INSERT
         self._statements: dict[int, str] = {}
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._lane: _Lane | None = None
 
     async def write(self, rows: Sequence[Sequence[Any]], identities: Sequence[tuple[Any, ...]]) -> None:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portico-calllog")
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._write, rows, identities)
+        lane = self._lane
+        if lane is None:
+            lane = self._lane = _Lane(self)
+        await asyncio.get_running_loop().run_in_executor(lane.executor, lane.write, rows, identities)
+
+    def abandon(self) -> None:
+        """Give up on the current lane without waiting for it (it may be stuck in a write)."""
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            lane.executor.submit(lane.close)
+            lane.executor.shutdown(wait=False)
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(executor, self._close)
-            executor.shutdown(wait=True)
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            await asyncio.get_running_loop().run_in_executor(lane.executor, lane.close)
+            lane.executor.shutdown(wait=True)
 
-    def _write(self, rows: Sequence[Sequence[Any]], identities: Sequence[tuple[Any, ...]]) -> None:
-        conn = self._conn or self._connect()
-        try:
-            with conn:  # one transaction: committed on success, rolled back on error
-                start, total, most = 0, len(rows), self._rows_per_insert
-                while start < total:
-                    count = min(most, 1 << ((total - start).bit_length() - 1))
-                    conn.execute(self._insert(count), list(chain.from_iterable(rows[start : start + count])))
-                    start += count
-                if identities:
-                    conn.executemany(_UPSERT_IDENTITY, identities)
-        except sqlite3.Error:
-            self._close()  # a broken connection is reopened by the next batch
-            raise
-
-    def _insert(self, count: int) -> str:
+    def insert(self, count: int) -> str:
         """The INSERT for `count` rows, a power of two: each of these few texts is prepared once."""
         sql = self._statements.get(count)
         if sql is None:
             sql = self._statements[count] = self._insert_head + ", ".join([self._row_marks] * count)
         return sql
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, check_same_thread=False, cached_statements=16)
-        sqlite_pragmas(conn)
+    def connect(self) -> tuple[sqlite3.Connection, int]:
+        """A new connection, and how many rows fit in one INSERT on it."""
+        busy = self._busy_seconds()
+        conn = sqlite3.connect(self._path, check_same_thread=False, cached_statements=16, timeout=busy)
+        sqlite_pragmas(conn, busy_ms=int(busy * 1000))
         limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # 999 before SQLite 3.32
         fits = max(1, min(ROWS_PER_INSERT, limit // self._width))
-        self._rows_per_insert = 1 << (fits.bit_length() - 1)
-        self._conn = conn
-        return conn
+        return conn, 1 << (fits.bit_length() - 1)
 
-    def _close(self) -> None:
-        conn, self._conn = self._conn, None
+
+class _Lane:
+    """One writer thread and the connection only it uses."""
+
+    def __init__(self, writer: SQLiteBatchWriter) -> None:
+        self.writer = writer
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portico-calllog")
+        self.conn: sqlite3.Connection | None = None
+        self.rows_per_insert = ROWS_PER_INSERT
+
+    def write(self, rows: Sequence[Sequence[Any]], identities: Sequence[tuple[Any, ...]]) -> None:
+        conn = self.conn
+        if conn is None:
+            conn, self.rows_per_insert = self.writer.connect()
+            self.conn = conn
+        try:
+            with conn:  # one transaction: committed on success, rolled back on error
+                start, total, most = 0, len(rows), self.rows_per_insert
+                while start < total:
+                    count = min(most, 1 << ((total - start).bit_length() - 1))
+                    conn.execute(self.writer.insert(count), list(chain.from_iterable(rows[start : start + count])))
+                    start += count
+                if identities:
+                    conn.executemany(_UPSERT_IDENTITY, identities)
+        except sqlite3.IntegrityError:
+            raise  # the connection is fine: the caller filters out what is already stored
+        except sqlite3.Error:
+            self.close()  # a broken connection is reopened by the next batch
+            raise
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
         if conn is not None:
             conn.close()

@@ -1,4 +1,5 @@
-"""SQLAlchemy tables: the call log (`request_logs`) and the end users it names (`identities`).
+"""SQLAlchemy tables: the call log (`request_logs`), the end users it names (`identities`), the vault
+(`virtual_keys`, `routing_configs`) and the per-namespace versions that keep workers in step (`state_versions`).
 
 The schema is owned by the Alembic migrations in `storage/migrations/`; a change here needs a new revision there.
 """
@@ -73,4 +74,33 @@ routing_configs = sa.Table(
     metadata,
     sa.Column("id", sa.String(128), primary_key=True),
     sa.Column("config", sa.JSON, nullable=False),
+)
+
+state_versions = sa.Table(  # one row per namespace of stored state (storage/synced.py), bumped with every write
+    "state_versions",
+    metadata,
+    sa.Column("namespace", sa.String(64), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+
+prompt_versions = sa.Table(  # every version of every stored prompt (storage/prompts.py); a version never changes
+    "prompt_versions",
+    metadata,
+    sa.Column("prompt_id", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("content", sa.JSON, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("prompt_id", "version", name="pk_prompt_versions"),
+)
+
+deployment_versions = sa.Table(  # every version of every deployment (storage/deployments.py); a version never changes
+    "deployment_versions",
+    metadata,
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("content", sa.JSON, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("key", "version", name="pk_deployment_versions"),
 )

@@ -1,8 +1,8 @@
 """Virtual keys and stored routing configs: what `x-portkey-virtual-key` and `x-portkey-config: <id>` refer to.
 
 A virtual key names a configured provider plus the credentials to use with it; the secret is encrypted at rest
-(`SecretBox`) and only ever shown masked. Lookups happen on the request path, so they read an in-memory map
-(O(1), no I/O); writes go through the admin API, which also persists them when a `Persistence` is attached.
+(`SecretBox`) and only ever shown masked. Lookups happen on the request path, so they must stay synchronous dict
+lookups (no I/O); both maps are `StateSync` namespaces, so a write through any worker or instance reaches all.
 """
 
 from __future__ import annotations
@@ -10,55 +10,25 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from portico.core.types import ResolvedKey
-from portico.storage.secrets import SecretBox, mask
+from portico.storage import vault_repo
+from portico.storage.secrets import SecretBox
+from portico.storage.synced import StateSync
+from portico.storage.vault_repo import VirtualKey
 
-
-@dataclass(frozen=True, slots=True)
-class VirtualKey:
-    id: str
-    provider: str
-    encrypted_key: str | None
-    base_url: str | None
-    created_at: float
-    note: str = ""
-
-    def public(self, box: SecretBox) -> dict[str, Any]:
-        """What the admin API may show: everything but the secret, which is masked."""
-        secret = box.decrypt(self.encrypted_key) if self.encrypted_key else None
-        return {
-            "id": self.id,
-            "provider": self.provider,
-            "api_key": mask(secret),
-            "base_url": self.base_url,
-            "note": self.note,
-            "created_at": int(self.created_at),
-        }
-
-
-class Persistence(Protocol):
-    async def save_virtual_key(self, key: VirtualKey) -> None: ...
-
-    async def delete_virtual_key(self, key_id: str) -> None: ...
-
-    async def save_config(self, config_id: str, config: Mapping[str, Any]) -> None: ...
-
-    async def delete_config(self, config_id: str) -> None: ...
+__all__ = ["Vault", "VirtualKey"]
 
 
 class Vault:
-    def __init__(self, box: SecretBox, persistence: Persistence | None = None) -> None:
-        self.box = box
-        self.persistence = persistence
-        self._keys: dict[str, VirtualKey] = {}
-        self._configs: dict[str, dict[str, Any]] = {}
+    """Without a `StateSync` on a database, the vault lives in this process only (tests, tools)."""
 
-    def load(self, keys: list[VirtualKey], configs: Mapping[str, Mapping[str, Any]]) -> None:
-        self._keys = {k.id: k for k in keys}
-        self._configs = {cid: dict(c) for cid, c in configs.items()}
+    def __init__(self, box: SecretBox, sync: StateSync | None = None) -> None:
+        self.box = box
+        self.sync = sync or StateSync(None)
+        self._keys = self.sync.namespace("virtual_keys", vault_repo.load_keys)
+        self._configs = self.sync.namespace("routing_configs", vault_repo.load_configs)
 
     async def add_key(
         self,
@@ -77,43 +47,43 @@ class Vault:
             created_at=time.time(),
             note=note,
         )
-        self._keys[record.id] = record
-        if self.persistence is not None:
-            await self.persistence.save_virtual_key(record)
+        await self.sync.write(self._keys, record.id, record, vault_repo.save_key(record))
         return record
 
     async def delete_key(self, key_id: str) -> bool:
-        found = self._keys.pop(key_id, None) is not None
-        if found and self.persistence is not None:
-            await self.persistence.delete_virtual_key(key_id)
-        return found
+        if key_id not in self._keys.data:
+            await self.sync.catch_up()
+            if key_id not in self._keys.data:
+                return False
+        await self.sync.write(self._keys, key_id, None, vault_repo.delete_key(key_id))
+        return True
 
     def virtual_keys(self) -> list[VirtualKey]:
-        return sorted(self._keys.values(), key=lambda k: k.created_at)
+        return sorted(self._keys.data.values(), key=lambda k: k.created_at)
 
     def get_key(self, key_id: str) -> VirtualKey | None:
-        return self._keys.get(key_id)
+        return self._keys.data.get(key_id)
 
     def resolve(self, key_id: str) -> ResolvedKey | None:
-        record = self._keys.get(key_id)
+        record = self._keys.data.get(key_id)
         if record is None:
             return None
         secret = self.box.decrypt(record.encrypted_key) if record.encrypted_key else None
         return ResolvedKey(record.provider, secret, record.base_url)
 
     async def put_config(self, config_id: str, config: Mapping[str, Any]) -> None:
-        self._configs[config_id] = dict(config)
-        if self.persistence is not None:
-            await self.persistence.save_config(config_id, config)
+        await self.sync.write(self._configs, config_id, dict(config), vault_repo.save_config(config_id, config))
 
     async def delete_config(self, config_id: str) -> bool:
-        found = self._configs.pop(config_id, None) is not None
-        if found and self.persistence is not None:
-            await self.persistence.delete_config(config_id)
-        return found
+        if config_id not in self._configs.data:
+            await self.sync.catch_up()
+            if config_id not in self._configs.data:
+                return False
+        await self.sync.write(self._configs, config_id, None, vault_repo.delete_config(config_id))
+        return True
 
     def config(self, config_id: str) -> Mapping[str, Any] | None:
-        return self._configs.get(config_id)
+        return self._configs.data.get(config_id)
 
     def configs(self) -> dict[str, dict[str, Any]]:
-        return dict(self._configs)
+        return dict(self._configs.data)

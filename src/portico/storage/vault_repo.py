@@ -1,53 +1,88 @@
-"""The vault's persistence: virtual keys (still encrypted) and routing configs in the database, loaded at startup.
+"""The vault's rows: virtual keys (secret still encrypted) and routing configs, as loaders and write statements
+for their `StateSync` namespaces (storage/synced.py).
 
-Writes are delete-then-insert in one transaction, which works the same on SQLite and PostgreSQL.
+Writes are delete-then-insert inside the caller's transaction, which works the same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from portico.storage.db import Database
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from portico.storage.secrets import SecretBox, mask
+from portico.storage.synced import Statements
 from portico.storage.tables import routing_configs, virtual_keys
-from portico.storage.vault import VirtualKey
 
 
-class VaultRepo:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+@dataclass(frozen=True, slots=True)
+class VirtualKey:
+    id: str
+    provider: str
+    encrypted_key: str | None
+    base_url: str | None
+    created_at: float
+    note: str = ""
 
-    async def load(self) -> tuple[list[VirtualKey], dict[str, dict[str, Any]]]:
-        async with self.db.begin() as conn:
-            keys = (await conn.execute(virtual_keys.select())).mappings().all()
-            configs = (await conn.execute(routing_configs.select())).mappings().all()
-        return (
-            [VirtualKey(**dict(row)) for row in keys],
-            {str(row["id"]): dict(row["config"]) for row in configs},
-        )
-
-    async def save_virtual_key(self, key: VirtualKey) -> None:
-        row = {
-            "id": key.id,
-            "provider": key.provider,
-            "encrypted_key": key.encrypted_key,
-            "base_url": key.base_url,
-            "note": key.note,
-            "created_at": key.created_at,
+    def public(self, box: SecretBox) -> dict[str, Any]:
+        """What the admin API may show: everything but the secret, which is masked."""
+        secret = box.decrypt(self.encrypted_key) if self.encrypted_key else None
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "api_key": mask(secret),
+            "base_url": self.base_url,
+            "note": self.note,
+            "created_at": int(self.created_at),
         }
-        async with self.db.begin() as conn:
-            await conn.execute(virtual_keys.delete().where(virtual_keys.c.id == key.id))
-            await conn.execute(virtual_keys.insert(), [row])
 
-    async def delete_virtual_key(self, key_id: str) -> None:
-        async with self.db.begin() as conn:
-            await conn.execute(virtual_keys.delete().where(virtual_keys.c.id == key_id))
 
-    async def save_config(self, config_id: str, config: Mapping[str, Any]) -> None:
-        async with self.db.begin() as conn:
-            await conn.execute(routing_configs.delete().where(routing_configs.c.id == config_id))
-            await conn.execute(routing_configs.insert(), [{"id": config_id, "config": dict(config)}])
+async def load_keys(conn: AsyncConnection) -> dict[str, VirtualKey]:
+    rows = (await conn.execute(virtual_keys.select())).mappings().all()
+    return {str(row["id"]): VirtualKey(**dict(row)) for row in rows}
 
-    async def delete_config(self, config_id: str) -> None:
-        async with self.db.begin() as conn:
-            await conn.execute(routing_configs.delete().where(routing_configs.c.id == config_id))
+
+async def load_configs(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
+    rows = (await conn.execute(routing_configs.select())).mappings().all()
+    return {str(row["id"]): dict(row["config"]) for row in rows}
+
+
+def save_key(key: VirtualKey) -> Statements:
+    row = {
+        "id": key.id,
+        "provider": key.provider,
+        "encrypted_key": key.encrypted_key,
+        "base_url": key.base_url,
+        "note": key.note,
+        "created_at": key.created_at,
+    }
+
+    async def run(conn: AsyncConnection) -> None:
+        await conn.execute(virtual_keys.delete().where(virtual_keys.c.id == key.id))
+        await conn.execute(virtual_keys.insert(), [row])
+
+    return run
+
+
+def delete_key(key_id: str) -> Statements:
+    async def run(conn: AsyncConnection) -> None:
+        await conn.execute(virtual_keys.delete().where(virtual_keys.c.id == key_id))
+
+    return run
+
+
+def save_config(config_id: str, config: Mapping[str, Any]) -> Statements:
+    async def run(conn: AsyncConnection) -> None:
+        await conn.execute(routing_configs.delete().where(routing_configs.c.id == config_id))
+        await conn.execute(routing_configs.insert(), [{"id": config_id, "config": dict(config)}])
+
+    return run
+
+
+def delete_config(config_id: str) -> Statements:
+    async def run(conn: AsyncConnection) -> None:
+        await conn.execute(routing_configs.delete().where(routing_configs.c.id == config_id))
+
+    return run

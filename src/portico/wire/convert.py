@@ -170,7 +170,7 @@ def build_request(
     if cache_spec is not None:
         cache = CacheOptions(int(cache_spec.ttl), portkey.cache_namespace, portkey.cache_force_refresh)
     identity = req.identity or req.contact or orq.identity or orq.contact
-    variables, pii = _variables(req, orq)
+    variables = _variables(req, orq)
     metadata = {**(portkey.metadata or {}), **(req.metadata or {})}
     thread = req.thread or orq.thread
     prompt = req.prompt or orq.prompt
@@ -188,18 +188,16 @@ def build_request(
             trace_id=trace.get("trace_id"),
             span_id=trace.get("span_id"),
             parent_span_id=trace.get("parent_span_id"),
-            span_name=trace.get("span_name"),
-            name=req.name or orq.name,
             metadata=metadata,
             identity=_identity(identity),
             thread=msgspec.to_builtins(thread) if thread else None,
-            pii_variables=pii,
         ),
         client_key=client_key,
         variables=variables,
-        template_engine=req.template_engine or "text",
+        template_engine=req.template_engine,
         guardrails=tuple((g.id, g.execute_on) for g in req.guardrails) if req.guardrails else (),
         prompt_id=prompt.id if prompt else None,
+        prompt_version=prompt.version if prompt else "latest",
         knowledge_ids=tuple(k.knowledge_id for k in knowledge) if knowledge else (),
     )
 
@@ -241,21 +239,20 @@ def routing_plan(req: ChatCompletionRequest, orq: Orq) -> RoutingPlan | None:
     )
 
 
-def _variables(req: ChatCompletionRequest, orq: Orq) -> tuple[dict[str, Any] | None, frozenset[str]]:
+def _variables(req: ChatCompletionRequest, orq: Orq) -> dict[str, Any] | None:
+    """`orq.inputs` merged under `variables` (AMB-06). `is_pii` is accepted and not kept: variable values reach
+    only the rendered messages, which no log or call record holds (BEH-VAR-05 has nothing to mask yet)."""
     inputs = orq.inputs
     if inputs is None and req.variables is None:
-        return None, frozenset()
+        return None
     merged: dict[str, Any] = {}
-    pii: set[str] = set()
     if isinstance(inputs, list):
         for item in inputs:
             merged[item.key] = item.value
-            if item.is_pii:
-                pii.add(item.key)
     elif inputs:
         merged.update(inputs)
     merged.update(req.variables or {})
-    return merged, frozenset(pii)
+    return merged
 
 
 def _identity(identity: Identity | None) -> dict[str, Any] | None:

@@ -250,8 +250,9 @@ class Guardrail(Struct):
 
 
 class PromptRef(Struct):
-    id: str
-    version: Literal["latest"]
+    id: Annotated[str, Meta(min_length=1)]
+    version: Literal["latest"] | Annotated[int, Meta(ge=1)]
+    """The spec allows only "latest"; a version number pins one (an extension)."""
 
 
 class Identity(Struct, omit_defaults=True):

@@ -1,5 +1,6 @@
 """Everything off the chat hot path, on FastAPI: /health, /v1/models, /metrics and the OpenAPI docs at /docs.
 
+Every error it answers, FastAPI's own 404/405/422 included, has the gateway's error shape (`http/admin_deps.py`).
 The chat routes are served by the raw ASGI handler; they are declared here only so /docs documents them, with the
 request schema generated from the same msgspec types that validate requests.
 """
@@ -14,13 +15,14 @@ from fastapi import FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 
 from portico import __version__
-from portico.wire.openai_chat import ChatCompletionRequest
-
-CHAT_PATHS = (
-    "/v1/chat/completions",
-    "/v2/router/chat/completions",
-    "/v2/gateway/chat/completions",
+from portico.http.admin_deps import (
+    SECURITY,
+    SECURITY_SCHEMES,
+    ValidationErrorBody,
+    error_responses,
+    install_error_handlers,
 )
+from portico.http.routes.table import RAW_ROUTES, RawRoute
 
 
 def create_admin_app(
@@ -30,6 +32,7 @@ def create_admin_app(
     metrics: Callable[[], tuple[bytes, str]] | None = None,
 ) -> FastAPI:
     app = FastAPI(title="Portico", version=__version__, description="Self-hosted AI gateway.")
+    install_error_handlers(app)
 
     @app.get("/health", tags=["ops"])
     async def get_health(response: Response) -> dict[str, Any]:
@@ -49,28 +52,32 @@ def create_admin_app(
             payload, content_type = render()
             return Response(payload, media_type=content_type)
 
-    for path in CHAT_PATHS:
-        _declare_chat(app, path)
+    for route in RAW_ROUTES:
+        _declare_raw(app, route)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
-def _declare_chat(app: FastAPI, path: str) -> None:
-    async def chat_completions() -> None:  # pragma: no cover - the raw ASGI handler serves this path
+def _declare_raw(app: FastAPI, route: RawRoute) -> None:
+    async def served_by_raw_handler() -> None:  # pragma: no cover - the raw ASGI handler serves this path
         return None
 
     app.add_api_route(
-        path,
-        chat_completions,
-        methods=["POST"],
-        tags=["chat"],
-        summary="Create a chat completion (JSON, or SSE with stream: true)",
-        operation_id="chat" + path.replace("/", "_"),
+        route.path,
+        served_by_raw_handler,
+        methods=[route.method],
+        tags=[route.endpoint],
+        summary=route.summary,
+        operation_id=route.endpoint + route.path.replace("/", "_"),
+        responses=error_responses(400, 401, 404, 413, 422, 429, 502, 504),
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}},
-            }
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{route.request_schema.__name__}"}}
+                },
+            },
+            "security": SECURITY,
         },
     )
 
@@ -78,9 +85,31 @@ def _declare_chat(app: FastAPI, path: str) -> None:
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        _, components = msgspec.json.schema_components(
-            (ChatCompletionRequest,), ref_template="#/components/schemas/{name}"
-        )
+        schemas = tuple({route.request_schema for route in RAW_ROUTES})
+        _, components = msgspec.json.schema_components(schemas, ref_template="#/components/schemas/{name}")
         schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+        schemes = schema["components"].setdefault("securitySchemes", {})
+        for name, scheme in SECURITY_SCHEMES.items():  # routes declared without the security parameters use them
+            schemes.setdefault(name, scheme)
+        _document_own_422s(schema)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _document_own_422s(schema: dict[str, Any]) -> None:
+    """FastAPI documents its own 422 body on every route with parameters that does not declare one; the gateway
+    never answers it (`admin_deps.install_error_handlers`), so such routes get the body they do get."""
+    components = schema["components"]["schemas"]
+    if "HTTPValidationError" not in components:
+        return
+    ours = {"$ref": "#/components/schemas/ValidationErrorBody"}
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            body = operation.get("responses", {}).get("422", {}).get("content", {}).get("application/json", {})
+            if body.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                body["schema"] = ours
+    own = ValidationErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in own.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    components.setdefault("ValidationErrorBody", own)
+    del components["HTTPValidationError"], components["ValidationError"]

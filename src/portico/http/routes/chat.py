@@ -17,11 +17,21 @@ import orjson
 from portico.core.errors import MalformedJSON, PorticoError
 from portico.core.ids import time_ordered_id
 from portico.core.types import ChatRequest, ChatResult, Dialect
-from portico.http.asgi import DisconnectWatch, Receive, Scope, Send, header_map, read_body, send_json
+from portico.http.asgi import (
+    ClientDisconnected,
+    DisconnectWatches,
+    Receive,
+    Scope,
+    Send,
+    header_map,
+    read_body,
+    send_json,
+)
 from portico.http.auth import Authenticator
-from portico.http.errors import error_body, error_headers, internal_error
+from portico.http.errors import error_body, error_headers, internal_error, status_for
 from portico.http.sse import write_stream
-from portico.pipeline.gateway import Gateway, Served
+from portico.pipeline.gateway import Gateway
+from portico.pipeline.served import Served
 from portico.wire.convert import build_request, check_rules, validate_body
 from portico.wire.portkey import has_portkey_headers, read_portkey_headers
 from portico.wire.portkey_config import StoredConfigs, VirtualKeys
@@ -73,6 +83,7 @@ class ChatEndpoint:
         self.max_body_bytes = max_body_bytes
         self.on_done = on_done
         self.custom_host_allowlist = tuple(custom_host_allowlist)
+        self.watches = DisconnectWatches()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers: dict[bytes, bytes] = dict(scope["headers"])  # raw: decoding every header cost 6x this dict
@@ -80,12 +91,21 @@ class ChatEndpoint:
         ex.dialect = "orq" if ex.path.startswith("/v2/") else "portkey" if has_portkey_headers(headers) else "openai"
         try:
             request = await self._parse(ex, scope, headers, receive)
+            self.watches.watch(ex, receive)
+            ex.served = Served()
             if request.stream:
-                await self._stream(ex, request, send, receive)
+                chunks, _ = await self.gateway.stream(request, ex.served)
+                ex.overhead_ms = _overhead_ms(ex, ex.served)
+                await write_stream(send, chunks, response_headers(ex, ex.served), ex, ex.dialect)
             else:
-                ex.served = Served()
                 result, _ = await self.gateway.chat(request, ex.served)
                 await self._reply(ex, result, send)
+        except ClientDisconnected:
+            _disconnected(ex)
+        except asyncio.CancelledError:
+            if not ex.disconnected:
+                raise
+            _disconnected(ex)
         except PorticoError as error:
             await self._fail(ex, error, send)
         except Exception:
@@ -93,6 +113,7 @@ class ChatEndpoint:
             await self._fail(ex, internal_error(ex.request_id), send)
         finally:
             ex.finished = time.perf_counter()
+            self.watches.done(ex)
             self.on_done(ex)
 
     async def _parse(
@@ -134,28 +155,12 @@ class ChatEndpoint:
         ex.overhead_ms = _overhead_ms(ex, served)
         await send_json(send, 200, body, response_headers(ex, served))
 
-    async def _stream(self, ex: Exchange, request: ChatRequest, send: Send, receive: Receive) -> None:
-        with DisconnectWatch(receive) as watch:
-            try:
-                ex.served = Served()
-                chunks, _ = await self.gateway.stream(request, ex.served)
-                ex.overhead_ms = _overhead_ms(ex, ex.served)
-                await write_stream(send, chunks, response_headers(ex, ex.served), ex, ex.dialect)
-            except asyncio.CancelledError:
-                if not watch.disconnected:
-                    raise
-                current = asyncio.current_task()
-                if current is not None:
-                    current.uncancel()
-                ex.disconnected = True
-                ex.status = 499
-
     async def _fail(self, ex: Exchange, error: PorticoError, send: Send) -> None:
-        ex.status, ex.error = error.http_status, error
+        ex.status, ex.error = status_for(error, ex.dialect), error
         headers = [(b"x-request-id", ex.request_id.encode()), *error_headers(error)]
         if ex.served is not None and ex.served.attempts:
             headers.append((b"x-portico-attempts", str(len(ex.served.attempts)).encode()))
-        await send_json(send, error.http_status, error_body(error, ex.dialect), headers)
+        await send_json(send, ex.status, error_body(error, ex.dialect), headers)
 
 
 def response_headers(ex: Exchange, served: Served) -> list[tuple[bytes, bytes]]:
@@ -188,6 +193,16 @@ def _portkey_headers(ex: Exchange, served: Served) -> list[tuple[bytes, bytes]]:
     if trace_id:
         headers.append((b"x-portkey-trace-id", trace_id.encode("latin-1", "replace")))
     return headers
+
+
+def _disconnected(ex: Exchange) -> None:
+    """The client left: nothing more is sent, the upstream call (if any) was cancelled with the serving task, and
+    the call is recorded as cancelled (499, nginx's "client closed request")."""
+    current = asyncio.current_task()
+    if current is not None and current.cancelling():
+        current.uncancel()
+    ex.disconnected = True
+    ex.status = 499
 
 
 def _overhead_ms(ex: Exchange, served: Served) -> float:

@@ -1,14 +1,16 @@
 """Admin API for what Portkey clients refer to by id: virtual keys (`x-portkey-virtual-key`) and routing configs
-(`x-portkey-config: <id>`). Gateway-key protected; secrets go in once and come back only masked."""
+(`x-portkey-config: <id>`). Gateway-key protected; secrets go in once and come back only masked. Auth and error
+bodies come from `http/admin_deps.py`, like every other non-chat route."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from pydantic import BaseModel, Field
 
-from portico.core.errors import AuthenticationFailed, RequestError
+from portico.core.errors import FieldError, NotFound, RequestError, ValidationFailed
+from portico.http.admin_deps import Conflict, error_responses, require_gateway_key
 from portico.http.auth import Authenticator
 from portico.storage.vault import Vault
 from portico.wire.portkey_config import ConfigError, parse_config
@@ -23,20 +25,19 @@ class VirtualKeyIn(BaseModel):
 
 
 def mount_routing_admin(app: FastAPI, vault: Vault, auth: Authenticator, is_provider: Any) -> None:
-    def require_key(request: Request) -> None:
-        try:
-            auth.client_key(dict(request.headers.raw))
-        except AuthenticationFailed as exc:
-            raise HTTPException(401, exc.message) from None
+    router = APIRouter(
+        prefix="/v1/admin",
+        tags=["admin"],
+        dependencies=[require_gateway_key(auth)],
+        responses=error_responses(401, 422),
+    )
 
-    router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_key)])
-
-    @router.post("/virtual-keys", status_code=201)
+    @router.post("/virtual-keys", status_code=201, responses=error_responses(400, 409))
     async def create_key(body: VirtualKeyIn) -> dict[str, Any]:
         if not is_provider(body.provider):
-            raise HTTPException(422, f"provider '{body.provider}' is not configured on this gateway")
+            raise _invalid("provider", f"provider '{body.provider}' is not configured on this gateway")
         if body.id is not None and vault.get_key(body.id) is not None:
-            raise HTTPException(409, f"virtual key '{body.id}' already exists")
+            raise Conflict(f"virtual key '{body.id}' already exists", code="virtual_key_exists", param="id")
         record = await vault.add_key(
             body.provider, body.api_key, base_url=body.base_url, key_id=body.id, note=body.note
         )
@@ -46,39 +47,44 @@ def mount_routing_admin(app: FastAPI, vault: Vault, auth: Authenticator, is_prov
     async def list_keys() -> dict[str, Any]:
         return {"data": [k.public(vault.box) for k in vault.virtual_keys()]}
 
-    @router.delete("/virtual-keys/{key_id}", status_code=204)
+    @router.delete("/virtual-keys/{key_id}", status_code=204, responses=error_responses(404))
     async def delete_key(key_id: str) -> Response:
         if not await vault.delete_key(key_id):
-            raise HTTPException(404, f"virtual key '{key_id}' not found")
+            raise NotFound(f"virtual key '{key_id}' not found", code="virtual_key_not_found")
         return Response(status_code=204)
 
-    @router.put("/configs/{config_id}")
+    @router.put("/configs/{config_id}", responses=error_responses(400))
     async def put_config(config_id: str, body: dict[str, Any]) -> dict[str, Any]:
         try:  # refuse a config that could never route, now rather than on every request
             parse_config(body, model="probe", context={}, virtual_keys=vault.resolve)
         except ConfigError as exc:
-            raise HTTPException(422, exc.message) from None
+            raise _invalid(None, exc.message) from None
         except RequestError as exc:  # names an unknown virtual key; conditional configs may lack a default
             if exc.code != "no_matching_condition":
-                raise HTTPException(422, exc.message) from None
+                raise _invalid(None, exc.message) from None
         await vault.put_config(config_id, body)
         return {"id": config_id, "config": body}
 
-    @router.get("/configs/{config_id}")
+    @router.get("/configs/{config_id}", responses=error_responses(404))
     async def get_config(config_id: str) -> dict[str, Any]:
         config = vault.config(config_id)
         if config is None:
-            raise HTTPException(404, f"config '{config_id}' not found")
+            raise NotFound(f"config '{config_id}' not found", code="config_not_found")
         return {"id": config_id, "config": config}
 
     @router.get("/configs")
     async def list_configs() -> dict[str, Any]:
         return {"data": [{"id": cid, "config": c} for cid, c in sorted(vault.configs().items())]}
 
-    @router.delete("/configs/{config_id}", status_code=204)
+    @router.delete("/configs/{config_id}", status_code=204, responses=error_responses(404))
     async def delete_config(config_id: str) -> Response:
         if not await vault.delete_config(config_id):
-            raise HTTPException(404, f"config '{config_id}' not found")
+            raise NotFound(f"config '{config_id}' not found", code="config_not_found")
         return Response(status_code=204)
 
     app.include_router(router)
+
+
+def _invalid(field: str | None, message: str) -> ValidationFailed:
+    """A body the schema accepts but this gateway cannot use: a 422 like any schema violation."""
+    return ValidationFailed([FieldError(("body", field) if field else ("body",), message)])

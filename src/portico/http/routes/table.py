@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from portico.wire.deployments import DeploymentInvoke
 from portico.wire.openai_chat import ChatCompletionRequest
 
 
@@ -30,9 +31,13 @@ class RawRoute:
 
 
 _CHAT = "Create a chat completion (JSON, or SSE with stream: true)"
+_INVOKE = "Invoke a deployment (JSON, or SSE with stream: true)"
 
 RAW_ROUTES: tuple[RawRoute, ...] = (
     RawRoute("chat", "/v1/chat/completions", _CHAT, ChatCompletionRequest, aliases=("/v1/chat/completions/",)),
     RawRoute("chat", "/v2/router/chat/completions", _CHAT, ChatCompletionRequest),
     RawRoute("chat", "/v2/gateway/chat/completions", _CHAT, ChatCompletionRequest),
+    RawRoute("deployments", "/v2/deployments/invoke", _INVOKE, DeploymentInvoke),
+    RawRoute("deployments", "/v2/deployments/stream", "Invoke a deployment, answered as SSE", DeploymentInvoke),
+    RawRoute("deployments", "/v2/deployments/get_config", "The resolved variant; no model is called", DeploymentInvoke),
 )

@@ -1,0 +1,261 @@
+"""Deployment answers in orq's shape (CHECKLIST RS-D-*, AMB-45..51): an OpenAI completion or chunk stream → the
+deployment object, or its chunks: one ULID and one `created` on every chunk, delta text per chunk, then one final
+chunk (`is_final`) with `finish_reason`, `finalized`, tool calls, and usage/retrievals only when asked for.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from portico.core.types import ChatChunk, JSONObject, Usage
+
+ORQ_PROVIDERS: Mapping[str, str] = {
+    "openai": "openai",
+    "azure": "azure",
+    "anthropic": "anthropic",
+    "gemini": "google-ai",
+    "google": "google",
+    "vertex": "google",
+    "bedrock": "aws",
+    "cohere": "cohere",
+    "groq": "groq",
+    "mistral": "mistral",
+    "deepseek": "deepseek",
+    "together": "togetherai",
+    "perplexity": "perplexity",
+    "cerebras": "cerebras",
+    "xai": "xai",
+    "mock": "orq",
+}
+"""Adapter → orq's provider enum (AMB-47); every other adapter speaks OpenAI's API: `openailike` (vLLM too)."""
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+"""Every 10-bit value as two base32 characters: a ULID is 13 lookups (half the work of one per character)."""
+_SHIFTS = range(120, -1, -10)
+
+
+def orq_provider(adapter: str) -> str:
+    return ORQ_PROVIDERS.get(adapter, "openailike")
+
+
+def new_ulid(now_ms: int | None = None) -> str:
+    """A ULID: 48 bits of milliseconds, then 80 random bits, in Crockford's base32 (26 characters)."""
+    value = (time.time_ns() // 1_000_000 if now_ms is None else now_ms) << 80 | random.getrandbits(80)
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+
+
+def new_trace_ids(given: bytes | None = None) -> tuple[str, str]:
+    """W3C trace context ids (AMB-51): 32 and 16 lower-case hex digits, never all zero. A client's trace id (a
+    `traceparent` header's, or `x-portkey-trace-id` when it is a W3C id) is kept; the span is always new."""
+    trace_id = _w3c_trace_id(given) if given else None
+    return trace_id or f"{random.getrandbits(128) | 1:032x}", f"{random.getrandbits(64) | 1:016x}"
+
+
+def _w3c_trace_id(given: bytes) -> str | None:
+    text = given.decode("latin-1").strip().lower()
+    if text.count("-") == 3:  # traceparent: version-traceid-parentid-flags
+        text = text.split("-")[1]
+    if len(text) == 32 and all(c in "0123456789abcdef" for c in text) and text != "0" * 32:
+        return text
+    return None
+
+
+def iso_now(now_ms: int | None = None) -> str:
+    """ISO 8601 in UTC with milliseconds and `Z`; `time.strftime`, as `datetime.isoformat` cost three times more."""
+    if now_ms is None:
+        now_ms = time.time_ns() // 1_000_000
+    seconds, ms = divmod(now_ms, 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{ms:03d}Z"
+
+
+@dataclass(slots=True)
+class ReplyFrame:
+    """What every object or chunk of one answer repeats."""
+
+    model: str
+    provider: str
+    trace_id: str
+    span_id: str
+    include_usage: bool = False
+    include_retrievals: bool = False
+    id: str = ""
+    created: str = ""
+
+    def __post_init__(self) -> None:
+        now_ms = time.time_ns() // 1_000_000
+        self.id = self.id or new_ulid(now_ms)
+        self.created = self.created or iso_now(now_ms)
+
+    def head(self, *, final: bool) -> JSONObject:
+        head: JSONObject = {
+            "id": self.id,
+            "created": self.created,
+            "object": "chat",
+            "model": self.model,
+            "provider": self.provider,
+            "is_final": final,
+            "telemetry": {"trace_id": self.trace_id, "span_id": self.span_id},
+        }
+        return head
+
+    def final(self, usage: Usage | None, fingerprint: str | None) -> JSONObject:
+        out = self.head(final=True)
+        out["finalized"] = iso_now()
+        out["system_fingerprint"] = fingerprint
+        if self.include_retrievals:
+            out["retrievals"] = []  # no knowledge base is queried yet (a variant that names one is refused)
+        out["usage"] = usage_object(usage or Usage()) if self.include_usage else None
+        return out
+
+
+def usage_object(usage: Usage) -> JSONObject:
+    return {
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
+
+
+def invoke_body(frame: ReplyFrame, completion: JSONObject, raw: bytes | None, usage: Usage) -> JSONObject:
+    """The non-streaming answer: the final object, with the upstream's answer as `provider_response`."""
+    out = frame.final(usage, completion.get("system_fingerprint"))
+    out["provider_response"] = orjson.Fragment(raw) if raw is not None else completion
+    out["choices"] = [
+        {
+            "index": choice.get("index", i),
+            "message": _message(choice.get("message") or {}),
+            "finish_reason": choice.get("finish_reason"),
+        }
+        for i, choice in enumerate(completion.get("choices") or ())
+    ]
+    return out
+
+
+def mock_body(frame: ReplyFrame, text: str) -> JSONObject:
+    """`invoke_options.mock_response` (AMB-50): no upstream was called; usage, when asked for, is zero."""
+    out = frame.final(None, None)
+    out["provider_response"] = None
+    out["choices"] = [{"index": 0, "message": _content(text), "finish_reason": "stop"}]
+    return out
+
+
+async def mock_stream(frame: ReplyFrame, text: str) -> AsyncIterator[list[ChatChunk]]:
+    chunk = frame.head(final=False)
+    chunk["choices"] = [{"index": 0, "message": _content(text), "finish_reason": None}]
+    final = frame.final(None, None)
+    final["provider_response"] = None
+    final["choices"] = [{"index": 0, "message": _content(""), "finish_reason": "stop"}]
+    yield [ChatChunk(chunk), ChatChunk(final)]
+
+
+def _content(text: str | None) -> JSONObject:
+    return {"type": "content", "role": "assistant", "content": text}
+
+
+def _message(message: Mapping[str, Any]) -> JSONObject:
+    content = message.get("content")
+    if isinstance(content, list):  # text parts
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    tool_calls = message.get("tool_calls")
+    out: JSONObject
+    if tool_calls:
+        out = {"type": "tool_calls", "role": "assistant", "content": content, "tool_calls": _tool_calls(tool_calls)}
+    else:
+        out = _content(content)
+    reasoning = message.get("reasoning") or message.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        out["reasoning"] = reasoning
+    return out
+
+
+def _tool_calls(calls: list[Any]) -> list[JSONObject]:
+    return [
+        {
+            "id": call.get("id") or "",
+            "index": call.get("index", i),
+            "type": "function",
+            "function": {
+                "name": (call.get("function") or {}).get("name") or "",
+                "arguments": (call.get("function") or {}).get("arguments") or "",
+            },
+        }
+        for i, call in enumerate(calls)
+    ]
+
+
+class StreamShaper:
+    """OpenAI chunk batches in, deployment chunk batches out. Text goes out as it arrives; tool-call fragments
+    are gathered and sent whole on the final chunk (AMB-45); an in-band error object passes through unchanged."""
+
+    def __init__(self, frame: ReplyFrame) -> None:
+        self.frame = frame
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self.fingerprint: str | None = None
+        self.calls: dict[int, JSONObject] = {}
+
+    async def run(self, batches: AsyncIterator[list[ChatChunk]]) -> AsyncIterator[list[ChatChunk]]:
+        try:
+            async for batch in batches:
+                out = [shaped for chunk in batch for shaped in self._shape(chunk)]
+                if out:
+                    yield out
+            yield [ChatChunk(self._final())]
+        finally:
+            aclose = getattr(batches, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _shape(self, chunk: ChatChunk) -> list[ChatChunk]:
+        if chunk.is_error:
+            return [chunk]
+        data = chunk.data
+        usage = chunk.usage
+        if usage is not None:
+            self.usage = Usage.from_openai(usage)
+        self.fingerprint = data.get("system_fingerprint") or self.fingerprint
+        out = []
+        for choice in data.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+            for call in delta.get("tool_calls") or ():
+                self._gather(call)
+            text = delta.get("content")
+            if text:
+                shaped = self.frame.head(final=False)
+                shaped["choices"] = [
+                    {"index": choice.get("index", 0), "message": _content(text), "finish_reason": None}
+                ]
+                out.append(ChatChunk(shaped))
+        return out
+
+    def _gather(self, call: Mapping[str, Any]) -> None:
+        index = int(call.get("index") or 0)
+        known = self.calls.setdefault(index, {"id": "", "function": {"name": "", "arguments": ""}, "index": index})
+        if call.get("id"):
+            known["id"] = call["id"]
+        function = call.get("function") or {}
+        if function.get("name"):
+            known["function"]["name"] += function["name"]
+        if function.get("arguments"):
+            known["function"]["arguments"] += function["arguments"]
+
+    def _final(self) -> JSONObject:
+        final = self.frame.final(self.usage, self.fingerprint)
+        final["provider_response"] = None  # "set to null" when streaming (RS-D-12)
+        if self.calls:
+            calls = _tool_calls([self.calls[i] for i in sorted(self.calls)])
+            message: JSONObject = {"type": "tool_calls", "role": "assistant", "content": None, "tool_calls": calls}
+        else:
+            message = _content("")
+        final["choices"] = [{"index": 0, "message": message, "finish_reason": self.finish_reason or "stop"}]
+        return final
