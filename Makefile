@@ -45,3 +45,16 @@ bench: $(RUNSTAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Two gateways beside PostgreSQL and Redis in containers (compose.yaml); .env holds the shared secrets, made once.
+.PHONY: compose-up compose-down
+compose-up: .env
+	docker compose up --build --detach
+	@echo "gateways: http://127.0.0.1:8081 and http://127.0.0.1:8082 (client key: PORTICO_API_KEY in .env)"
+
+compose-down:
+	docker compose down
+
+.env:
+	@$(PYTHON) -c "import base64, os, secrets; print(f'PORTICO_SECRET_KEY={base64.urlsafe_b64encode(os.urandom(32)).decode()}'); print(f'PORTICO_API_KEY=sk-portico-{secrets.token_hex(16)}'); print(f'POSTGRES_PASSWORD={secrets.token_hex(16)}')" > $@
+	@chmod 600 $@

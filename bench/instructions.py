@@ -8,12 +8,14 @@ Needs the shared harness's nginx mock on 127.0.0.1:9100 (`./run.sh ... --keep-ng
 valgrind. Each target runs under callgrind with collection off; after warm-up, collection is switched on for
 `--requests` requests sent by 16 concurrent keep-alive clients, then off again:
     python bench/instructions.py portico ref [--requests 2000] [--stream]
+    python bench/instructions.py router deployment    # a stored deployment against the same call on /v2/router
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import signal
@@ -49,8 +51,30 @@ def targets(config: Path) -> dict[str, tuple[list[str], str, str]]:
     ]  # fmt: skip
     return {
         "portico": (portico, "/v1/chat/completions", "openai/gpt-4o"),
+        "router": (portico, "/v2/router/chat/completions", "openai/gpt-4o"),
+        "deployment": (portico, "/v2/deployments/invoke", "openai/gpt-4o"),
         "ref": (ref, "/v1/chat/completions", "gpt-4o"),
     }
+
+
+async def create_deployment(port: int, model: str) -> None:
+    """The deployment `bench`: the same messages and parameters as BODY, stored, so that invoking it by key
+    sends the upstream what a router call with BODY sends."""
+    body = {
+        "key": "bench",
+        "model": model,
+        "prompt": {"messages": json.loads(BODY % (model, ""))["messages"]},
+        "parameters": {"max_tokens": 256, "temperature": 0.7},
+    }
+    headers = {"Authorization": "Bearer sk-bench"}
+    async with aiohttp.ClientSession() as session:  # noqa: TID251 (the load client)
+        base = f"http://127.0.0.1:{port}/v1/admin/deployments"
+        async with session.post(base, json=body, headers=headers) as resp:
+            if resp.status == 409:
+                async with session.put(f"{base}/bench", json=body, headers=headers) as update:
+                    update.raise_for_status()
+            else:
+                resp.raise_for_status()
 
 
 async def drive(url: str, body: bytes, requests: int, concurrency: int, stream: bool) -> None:
@@ -99,6 +123,9 @@ def measure(name: str, requests: int, stream: bool, workdir: Path, config: Path)
         url = f"http://127.0.0.1:{PORT}{path}"
         body = (BODY % (model, ',"stream":true,"stream_options":{"include_usage":true}' if stream else "")).encode()
         asyncio.run(wait_ready(PORT))
+        if name == "deployment":
+            asyncio.run(create_deployment(PORT, model))
+            body = b'{"key":"bench","stream":true}' if stream else b'{"key":"bench"}'
         asyncio.run(drive(url, body, 300, 16, stream))  # warm-up: caches, pools, lazy imports
         subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
         asyncio.run(drive(url, body, requests, 16, stream))
@@ -112,7 +139,7 @@ def measure(name: str, requests: int, stream: bool, workdir: Path, config: Path)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="+", choices=["portico", "ref"])
+    parser.add_argument("names", nargs="+", choices=["portico", "router", "deployment", "ref"])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--config", type=Path, default=HARNESS / "configs" / "portico.yaml")

@@ -11,29 +11,43 @@ import gc
 import logging
 import os
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import orjson
 
 from portico.cache.base import Cache, open_cache
-from portico.config.load import ConfigError, load_settings, portico_home
+from portico.config.load import load_settings, portico_home
 from portico.config.schema import Settings
+from portico.config_check import provider_configs, validate_config
+from portico.core.errors import PorticoError
+from portico.core.ids import time_ordered_id
+from portico.http.access import logged
 from portico.http.asgi import ASGIApp, Receive, Scope, Send, send_json
 from portico.http.auth import Authenticator
-from portico.http.records import record_from_exchange
+from portico.http.errors import error_body, error_headers
+from portico.http.health import LIVE_BODY, build_probes
+from portico.http.records import record_from_exchange, served_cost
 from portico.http.routes.chat import ChatEndpoint, Exchange
 from portico.http.routes.deployments import DeploymentEndpoint, orq_model
 from portico.http.routes.table import RAW_ROUTES
+from portico.observability.access_log import AccessLog
+from portico.observability.cost import Pricing
 from portico.observability.logging import configure_logging
-from portico.observability.metrics import Metrics
+from portico.observability.metrics import METRICS_DIR_ENV, METRICS_FLUSH_SECONDS, Metrics
 from portico.observability.recorder import Recorder
+from portico.observability.startup import STARTUP_FAILURE, StartupError, describe_error, report_startup_failure
+from portico.observability.trace_context import build_tracing
 from portico.pipeline.gateway import Gateway
+from portico.pipeline.guarding import GuardrailCatalog
 from portico.pipeline.health import HealthState, LocalHealth
 from portico.pipeline.routing import Router
-from portico.providers.registry import ProviderRegistry, load_adapters, providers_from_env
+from portico.pipeline.stored_guardrails import StoredGuardrails, provider_moderator, transport_poster
+from portico.providers.registry import ProviderRegistry
 from portico.providers.transport import Transport
 from portico.storage.db import Database
 from portico.storage.deployments import DeploymentStore
+from portico.storage.guardrails import GuardrailStore
 from portico.storage.prompts import PromptLibrary
 from portico.storage.repos import RequestLogRepo
 from portico.storage.secrets import SecretBox
@@ -44,22 +58,7 @@ from portico.storage.vault import Vault
 log = logging.getLogger("portico")
 
 
-def validate_config(path: str | None) -> list[str]:
-    """Every problem that would stop `serve`: schema errors and unknown provider adapters."""
-    try:
-        settings = load_settings(path)
-        ProviderRegistry.build(_provider_configs(settings))
-    except ConfigError as exc:
-        return exc.problems
-    except ValueError as exc:
-        return [str(exc)]
-    return []
-
-
-def _provider_configs(settings: Settings) -> dict[str, Any]:
-    if settings.providers:
-        return dict(settings.providers)
-    return providers_from_env(load_adapters(), os.environ)
+__all__ = ["PorticoApp", "create_app", "create_app_from_env", "validate_config"]
 
 
 class PorticoApp:
@@ -68,7 +67,7 @@ class PorticoApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.transport = Transport()
-        self.providers = ProviderRegistry.build(_provider_configs(settings))
+        self.providers = ProviderRegistry.build(provider_configs(settings))
         self.health = _health_state(settings)
         self.cache: Cache = open_cache(settings.cache)
         router = Router(self.health, max_retry_after=settings.routing.max_retry_after_seconds)
@@ -76,11 +75,27 @@ class PorticoApp:
         sync = StateSync(self.db, notify_url=notify_url(settings), interval=settings.storage.sync_interval_seconds)
         self.prompts = PromptLibrary(sync)
         self.deployments = DeploymentStore(sync)
-        self.gateway = Gateway(self.providers, self.transport, router, self.cache, prompts=self.prompts.get)
+        self.guardrails = GuardrailStore(sync)
+        stored_guardrails = StoredGuardrails(
+            self.guardrails.get,
+            transport_poster(self.transport),
+            provider_moderator(self.transport, self.providers),
+        )
+        self.gateway = Gateway(
+            self.providers,
+            self.transport,
+            router,
+            self.cache,
+            prompts=self.prompts.get,
+            guardrails=GuardrailCatalog(stored_guardrails),
+        )
         self.auth = Authenticator(settings.auth.keys)
-        self.vault = Vault(SecretBox.from_env(home=portico_home()), sync)
+        self.vault = Vault(_secret_box(), sync)
         self.logs = RequestLogRepo(self.db)
-        self.metrics = Metrics()
+        self.metrics = Metrics(share_dir=os.environ.get(METRICS_DIR_ENV))
+        self._metrics_flush: asyncio.Task[None] | None = None
+        self.pricing = _pricing(settings)
+        self.tracing = build_tracing(settings.telemetry, os.environ)
         self.recorder = Recorder(self.logs, queue_size=settings.logging.queue_size, metrics=self.metrics)
         self.chat = ChatEndpoint(
             self.gateway,
@@ -91,6 +106,8 @@ class PorticoApp:
             virtual_keys=self.vault.resolve,
             stored_configs=self._stored_config,
             is_provider=self._is_provider,
+            price=partial(served_cost, self.pricing),
+            tracing=self.tracing is not None,
         )
         self.deployment_endpoint = DeploymentEndpoint(
             self.gateway,
@@ -106,6 +123,9 @@ class PorticoApp:
         }
         self._admin: ASGIApp | None = None
         self._admin_lock = asyncio.Lock()
+        self.probes = build_probes(self.db, self.cache, self.health, sync)
+        self.access_log = AccessLog() if settings.logging.access_log else None
+        self._keyed_routes = frozenset(settings.auth.keyed_routes if settings.auth.keys else ())
         self.ready = False
 
     def _stored_config(self, config_id: str) -> Mapping[str, Any] | None:
@@ -120,8 +140,10 @@ class PorticoApp:
             if raw is not None and raw[0] == scope["method"]:
                 await raw[1](scope, receive, send)
                 return
-            if scope["path"] == "/health" and scope["method"] in ("GET", "HEAD"):
-                await self._health(send)
+            if scope["path"] in ("/health", "/health/live") and scope["method"] in ("GET", "HEAD"):
+                await self._health(scope["path"], send)
+                return
+            if scope["path"] in self._keyed_routes and not await self._key_presented(scope, send):
                 return
             await (await self.admin())(scope, receive, send)
         elif scope["type"] == "lifespan":
@@ -138,30 +160,54 @@ class PorticoApp:
         if self._admin is None:
             async with self._admin_lock:
                 if self._admin is None:
-                    self._admin = await asyncio.to_thread(self._build_admin)
+                    admin = await asyncio.to_thread(self._build_admin)
+                    self._admin = logged(admin, self.access_log)
         return self._admin
 
     def _build_admin(self) -> ASGIApp:
+        from portico.http.admin_deps import require_gateway_key
         from portico.http.routes.admin import create_admin_app
         from portico.http.routes.deployments_admin import mount_deployments_admin
+        from portico.http.routes.guardrails_admin import mount_guardrails_admin
         from portico.http.routes.logs import mount_logs
+        from portico.http.routes.people import mount_people
         from portico.http.routes.prompts_admin import mount_prompts_admin
         from portico.http.routes.routing_admin import mount_routing_admin
+        from portico.storage.people import PeopleReads
 
-        admin = create_admin_app(health=self.health_report, models=self.model_list, metrics=self.metrics.render)
+        guard = require_gateway_key(self.auth) if self.settings.metrics.require_key else None
+        admin = create_admin_app(
+            health=self.health_report, models=self.model_list, metrics=self.metrics.render, metrics_guard=guard
+        )
         mount_logs(admin, self.logs, self.auth)
+        mount_people(admin, PeopleReads(self.db, self.logs), self.auth)
         mount_routing_admin(admin, self.vault, self.auth, self._is_provider)
         mount_prompts_admin(admin, self.prompts, self.auth)
+        mount_guardrails_admin(admin, self.guardrails, self.auth, self._is_provider)
         mount_deployments_admin(
             admin, self.deployments, self.prompts.get, self.auth, lambda address: orq_model(self.providers, address)
         )
         return admin
 
-    async def _health(self, send: Send) -> None:
+    async def _key_presented(self, scope: Scope, send: Send) -> bool:
+        """`auth.keyed_routes`: a route open by default that this config closes; a 401 in the gateway's shape."""
+        try:
+            self.auth.client_key(dict(scope["headers"]))
+        except PorticoError as exc:
+            headers = [(b"x-request-id", time_ordered_id().encode()), *error_headers(exc)]
+            await send_json(send, exc.http_status, error_body(exc, "openai"), headers)
+            return False
+        return True
+
+    async def _health(self, path: str, send: Send) -> None:
         """`GET /health` without the admin app: load balancers poll it, and it must answer while the rest loads.
-        The FastAPI app declares the same route, so /docs still documents it."""
+        The FastAPI app declares the same routes, so /docs still documents them. `/health/live` reads nothing."""
+        headers = [(b"x-request-id", time_ordered_id().encode())]
+        if path == "/health/live":
+            await send_json(send, 200, LIVE_BODY, headers)
+            return
         report = self.health_report()
-        await send_json(send, 200 if report.get("ready") else 503, orjson.dumps(report), [])
+        await send_json(send, 200 if report.get("ready") else 503, orjson.dumps(report), headers)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -170,7 +216,8 @@ class PorticoApp:
                 try:
                     await self.startup()
                 except Exception as exc:
-                    log.exception("startup failed")
+                    report_startup_failure(exc)
+                    await self._close_quietly()  # no "Unclosed client session" after a failed start
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
@@ -194,11 +241,19 @@ class PorticoApp:
             spool_dir = calls.spool_dir or portico_home() / "spool"
             await recorder.open_spool(spool_dir, calls.spool_max_bytes, database=database)
         await self.recorder.start()
+        if self.metrics.share_dir is not None:
+            self._metrics_flush = asyncio.create_task(self._flush_metrics())
+        await self.probes.start()  # the first round now, bounded: /health is truthful from the first answer
         tune_process()
         self.ready = True
 
     async def shutdown(self) -> None:
         self.ready = False
+        if self._metrics_flush is not None:
+            self._metrics_flush.cancel()
+        await self.probes.close()
+        if self.access_log is not None:
+            self.access_log.close()
         await self.recorder.stop()  # drains the call log before the database closes
         await self.logs.close()
         await self.vault.sync.close()
@@ -207,17 +262,41 @@ class PorticoApp:
         await self.deployment_endpoint.watches.close()
         await self.transport.close()
         await self.cache.close()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.close)  # flushes queued spans: blocking I/O
+        self.metrics.flush()  # this worker's last counts stay in the gateway's totals
         close = getattr(self.health, "close", None)
         if close is not None:
             await close()
 
+    async def _close_quietly(self) -> None:
+        try:
+            await self.shutdown()
+        except Exception:  # the start already failed; that failure is the one worth reading
+            log.debug("cleanup after a failed start failed", exc_info=True)
+
+    async def _flush_metrics(self) -> None:
+        """Every worker's counts reach the others' `/metrics` within `METRICS_FLUSH_SECONDS`."""
+        while True:
+            try:
+                self.metrics.flush()
+            except Exception:  # a full disk or a bug must not stop the flushes for good
+                log.warning("could not write this worker's metrics to %s", self.metrics.share_dir, exc_info=True)
+            await asyncio.sleep(METRICS_FLUSH_SECONDS)
+
     def record(self, ex: Exchange) -> None:
         """Called once per chat exchange after its response was sent: count it, and queue it for the call log."""
         try:
-            call = record_from_exchange(ex)
+            call = record_from_exchange(ex, self.pricing)
             self.metrics.observe(call)
+            if self.tracing is not None:
+                self.tracing.export(call)
             if self.settings.logging.request_log:
                 self.recorder.submit(call)
+            if self.access_log is not None:
+                self.access_log.write(
+                    "POST", ex.path, ex.status, max(0.0, ex.finished - ex.started) * 1000, ex.request_id
+                )
         except Exception:  # a bug here must not turn a served request into a failed one
             log.exception("could not record request %s", ex.request_id)
 
@@ -225,7 +304,7 @@ class PorticoApp:
         cache = self.cache.health()
         storage_ok = self.db.ready and self.recorder.healthy  # records waiting on the database degrade
         return {
-            "status": "ok" if cache.ok and storage_ok else "degraded",
+            "status": "ok" if cache.ok and storage_ok and self.probes.ok else "degraded",
             "ready": self.ready,
             "providers": sorted(self.providers.all()),
             "cache": {"backend": cache.backend, "ok": cache.ok, "detail": cache.detail},
@@ -237,6 +316,7 @@ class PorticoApp:
             },
             "recorder": self.recorder.stats(),
             "routing": self.health.snapshot(),
+            "dependencies": self.probes.report(),
         }
 
     def model_list(self) -> list[dict[str, Any]]:
@@ -277,14 +357,37 @@ def _health_state(settings: Settings) -> HealthState:
     return LocalHealth(failure_threshold=routing.failure_threshold, cooldown_seconds=routing.cooldown_seconds)
 
 
+def _pricing(settings: Settings) -> Pricing:
+    """Prices by provider entry; each entry also answers to its adapter type's prices (`type: openai` → OpenAI's)."""
+    adapters = {name: config.type or name for name, config in provider_configs(settings).items()}
+    return Pricing(settings.pricing, {"mock": "mock", **adapters})
+
+
 def create_app(settings: Settings | None = None) -> PorticoApp:
     return PorticoApp(settings or Settings())
 
 
 def create_app_from_env() -> PorticoApp:
-    """uvicorn's factory for `portico serve` (also in every worker process): config path from $PORTICO_CONFIG."""
-    settings = load_settings(os.environ.get("PORTICO_CONFIG") or None)
-    configure_logging(settings.logging.level)
-    if settings.storage.url is None:
-        portico_home().mkdir(parents=True, exist_ok=True)
-    return create_app(settings)
+    """uvicorn's factory for `portico serve` (also in every worker process): config path from $PORTICO_CONFIG.
+
+    A worker that cannot build the app exits with uvicorn's start-up failure code (3) after one readable line:
+    the supervisor then stops the whole server instead of respawning workers that would fail the same way."""
+    try:
+        settings = load_settings(os.environ.get("PORTICO_CONFIG") or None)
+        configure_logging(settings.logging.level)
+        if settings.storage.url is None:
+            portico_home().mkdir(parents=True, exist_ok=True)
+        return create_app(settings)
+    except Exception as exc:
+        report_startup_failure(exc)
+        raise SystemExit(STARTUP_FAILURE) from None
+
+
+def _secret_box() -> SecretBox:
+    try:
+        return SecretBox.from_env(home=portico_home())
+    except (OSError, ValueError) as exc:
+        raise StartupError(
+            f"the secret key for virtual keys cannot be used ({describe_error(exc)})",
+            "make $PORTICO_HOME/secret.key readable by this user, or set PORTICO_SECRET_KEY to a Fernet key",
+        ) from exc

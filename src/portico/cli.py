@@ -21,20 +21,22 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=None)
     check = sub.add_parser("check-config", help="validate a config file and print its errors")
     check.add_argument("path")
-    _add_prompts(sub)
-    _add_deployments(sub)
+    check.add_argument(
+        "--strict", action="store_true", help="also connect: the database, Redis, each provider's base URL"
+    )
+    for command in _STORED:
+        _add_stored(sub, command)
     args = parser.parse_args(argv)
     if args.command == "check-config":
-        return check_config(args.path)
-    if args.command == "prompts":
-        return prompts(args)
-    if args.command == "deployments":
-        return deployments(args)
+        return check_config(args.path, strict=args.strict)
+    if args.command in _STORED:
+        return stored(args)
     return serve_gateway(args.config, args.host, args.port, args.workers)
 
 
-def check_config(path: str) -> int:
-    from portico.app import validate_config
+def check_config(path: str, *, strict: bool = False) -> int:
+    """Exit 0: `serve` would start; 1: a problem in the file (or, with --strict, a failed connection)."""
+    from portico.config_check import validate_config
 
     problems = validate_config(path)
     if problems:
@@ -43,65 +45,57 @@ def check_config(path: str) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 1
     print(f"{path}: OK")
-    return 0
+    if not strict:
+        return 0
+    import asyncio
+
+    from portico.config.load import load_settings
+    from portico.connect_check import checks_for, run_checks
+
+    failed = asyncio.run(run_checks(checks_for(load_settings(path)), print))
+    if failed:
+        print(f"{path}: {failed} connection check(s) failed", file=sys.stderr)
+    return 1 if failed else 0
 
 
-def _add_prompts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    group = sub.add_parser("prompts", help="stored prompts on a running gateway")
+_STORED = {  # command → (what it manages, what names one object, what `list` shows); see config_as_code.py
+    "prompts": ("stored prompts", "an `id`", "the latest version of every stored prompt"),
+    "deployments": ("deployments", "a `key`", "the current version of every deployment"),
+}
+
+
+def _add_stored(sub: argparse._SubParsersAction[argparse.ArgumentParser], command: str) -> None:
+    what, named_by, list_help = _STORED[command]
+    group = sub.add_parser(command, help=f"{what} on a running gateway")
     actions = group.add_subparsers(dest="action", required=True)
-    apply = actions.add_parser("apply", help="create or update the prompts a YAML file declares (idempotent)")
-    apply.add_argument("-f", "--file", required=True, help="YAML: a list of prompts, each with an `id`")
-    listing = actions.add_parser("list", help="the latest version of every stored prompt")
+    apply = actions.add_parser("apply", help=f"create or update the {command} a YAML file declares (idempotent)")
+    apply.add_argument("-f", "--file", required=True, help=f"YAML: a list of {command}, each with {named_by}")
+    listing = actions.add_parser("list", help=list_help)
     for action in (apply, listing):
         action.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway (default: %(default)s)")
         action.add_argument("--key", default=None, help="a gateway key (default: $PORTICO_API_KEY)")
 
 
-def prompts(args: argparse.Namespace) -> int:
+def stored(args: argparse.Namespace) -> int:
+    """`portico prompts|deployments apply|list`."""
     from portico.admin_client import AdminClient, AdminError
-    from portico.config_as_code import apply_prompts, list_prompts, read_entries
+    from portico.config_as_code import RESOURCES, apply_all, list_all, read_entries
 
     client = AdminClient(args.url, args.key)
+    resource = RESOURCES[args.command]
     try:
         if args.action == "list":
-            return list_prompts(client, print)
-        entries = read_entries(args.file, "prompts")
-        return apply_prompts(client, entries, print, lambda line: print(line, file=sys.stderr))
-    except AdminError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return exc.exit_code
-
-
-def _add_deployments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    group = sub.add_parser("deployments", help="deployments on a running gateway")
-    actions = group.add_subparsers(dest="action", required=True)
-    apply = actions.add_parser("apply", help="create or update the deployments a YAML file declares (idempotent)")
-    apply.add_argument("-f", "--file", required=True, help="YAML: a list of deployments, each with a `key`")
-    listing = actions.add_parser("list", help="the current version of every deployment")
-    for action in (apply, listing):
-        action.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway (default: %(default)s)")
-        action.add_argument("--key", default=None, help="a gateway key (default: $PORTICO_API_KEY)")
-
-
-def deployments(args: argparse.Namespace) -> int:
-    from portico.admin_client import AdminClient, AdminError
-    from portico.config_as_code import read_entries
-    from portico.deployments_as_code import apply_deployments, list_deployments
-
-    client = AdminClient(args.url, args.key)
-    try:
-        if args.action == "list":
-            return list_deployments(client, print)
-        entries = read_entries(args.file, "deployments")
-        return apply_deployments(client, entries, print, lambda line: print(line, file=sys.stderr))
+            return list_all(client, resource, print)
+        entries = read_entries(args.file, args.command)
+        return apply_all(client, resource, entries, print, lambda line: print(line, file=sys.stderr))
     except AdminError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code
 
 
 def serve_gateway(config: str | None, host: str | None, port: int | None, workers: int | None) -> int:
-    from portico.app import validate_config
     from portico.config.load import load_settings
+    from portico.config_check import validate_config
     from portico.http.server import build_config, run
 
     problems = validate_config(config)
@@ -112,6 +106,11 @@ def serve_gateway(config: str | None, host: str | None, port: int | None, worker
     settings = load_settings(config)
     if config:
         os.environ["PORTICO_CONFIG"] = os.path.abspath(config)
+    shared = None
+    if (workers or settings.server.workers) > 1 and "PORTICO_METRICS_DIR" not in os.environ:
+        import tempfile  # every worker's /metrics adds up the totals the workers write there
+
+        shared = os.environ["PORTICO_METRICS_DIR"] = tempfile.mkdtemp(prefix="portico-metrics-")
     server = build_config(
         "portico.app:create_app_from_env",
         settings.server,
@@ -121,7 +120,13 @@ def serve_gateway(config: str | None, host: str | None, port: int | None, worker
         workers=workers,
         log_level=settings.logging.level.lower(),
     )
-    return run(server)
+    try:
+        return run(server)
+    finally:
+        if shared is not None:
+            import shutil
+
+            shutil.rmtree(shared, ignore_errors=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,32 +3,11 @@ command, in its own process, against a running gateway. Applying a file twice ma
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from tests.admin_helpers import portico, write_yaml
 from tests.conftest import KEY, Stack
 from tests.deployments.conftest import new_key, simple
-
-PORTICO = str(Path(sys.executable).parent / "portico")
-
-
-def portico(*args: str, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PORTICO_API_KEY"}
-    if key is not None:
-        env["PORTICO_API_KEY"] = key
-    return subprocess.run([PORTICO, *args], check=False, capture_output=True, text=True, timeout=60, env=env)
-
-
-def write(tmp_path: Path, data: Any) -> str:
-    path = tmp_path / f"deployments-{secrets.token_hex(3)}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return str(path)
 
 
 def test_applying_a_file_twice_makes_no_new_version(stack: Stack, tmp_path: Path) -> None:
@@ -41,24 +20,26 @@ def test_applying_a_file_twice_makes_no_new_version(stack: Stack, tmp_path: Path
         ],
         "routing": [{"when": {"tier": "gold"}, "variant": "b"}],
     }
-    path = write(tmp_path, {"deployments": [simple(first), routed]})
-    applied = portico("deployments", "apply", "-f", path, "--url", stack.gateway.url)
+    path = write_yaml(tmp_path, "deployments", {"deployments": [simple(first), routed]})
+    applied = portico("deployments", "apply", "-f", path, "--url", stack.gateway.url, key=KEY)
     assert applied.returncode == 0, applied.stderr
     assert applied.stdout.splitlines() == [f"{first}: created (v1)", f"{second}: created (v1)"]
-    again = portico("deployments", "apply", "-f", path, "--url", stack.gateway.url)
+    again = portico("deployments", "apply", "-f", path, "--url", stack.gateway.url, key=KEY)
     assert again.stdout.splitlines() == [f"{first}: unchanged (v1)", f"{second}: unchanged (v1)"]
-    changed = write(tmp_path, [simple(first, parameters={"temperature": 1.0})])
-    updated = portico("deployments", "apply", "-f", changed, "--url", stack.gateway.url)
+    changed = write_yaml(tmp_path, "deployments", [simple(first, parameters={"temperature": 1.0})])
+    updated = portico("deployments", "apply", "-f", changed, "--url", stack.gateway.url, key=KEY)
     assert updated.stdout.splitlines() == [f"{first}: updated to v2"]
     assert stack.get(f"/v1/admin/deployments/{first}").json()["version"] == 2
-    listed = portico("deployments", "list", "--url", stack.gateway.url)
+    listed = portico("deployments", "list", "--url", stack.gateway.url, key=KEY)
     assert f"{second}\tv1\ta,b" in listed.stdout.splitlines()
 
 
 def test_an_invalid_deployment_is_named_and_the_others_still_apply(stack: Stack, tmp_path: Path) -> None:
     good, bad = new_key(), new_key()
-    path = write(tmp_path, [simple(bad, parameters={"temperature": 7}), simple(good), {"model": "openai/x"}])
-    applied = portico("deployments", "apply", "-f", path, "--url", stack.gateway.url)
+    path = write_yaml(
+        tmp_path, "deployments", [simple(bad, parameters={"temperature": 7}), simple(good), {"model": "openai/x"}]
+    )
+    applied = portico("deployments", "apply", "-f", path, "--url", stack.gateway.url, key=KEY)
     assert applied.returncode == 1
     assert f"{good}: created (v1)" in applied.stdout
     assert f"{bad}: invalid: parameters.temperature" in applied.stderr
@@ -67,6 +48,6 @@ def test_an_invalid_deployment_is_named_and_the_others_still_apply(stack: Stack,
 
 
 def test_a_refused_key_is_one_clear_line(stack: Stack, tmp_path: Path) -> None:
-    path = write(tmp_path, [simple(new_key())])
+    path = write_yaml(tmp_path, "deployments", [simple(new_key())])
     refused = portico("deployments", "apply", "-f", path, "--url", stack.gateway.url, key="sk-wrong")
     assert refused.returncode == 4 and refused.stderr.startswith("error: the gateway refused the key")

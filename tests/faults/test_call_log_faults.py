@@ -118,6 +118,34 @@ def settled(report: dict[str, Any]) -> bool:
     return report["status"] == "ok" and recorder["queue_depth"] == 0 and recorder["spool_records"] == 0
 
 
+def warmed_up(gateway: GatewayThread, count: int) -> Traffic:
+    """Traffic to `gateway` whose first `count` requests are answered and their records written."""
+    traffic = Traffic(gateway.url)
+    traffic.send(count)
+    wait_until(lambda: settled(health(gateway)), 5, "the first records written")
+    return traffic
+
+
+def through_fault(
+    gateway: GatewayThread, traffic: Traffic, start: Callable[[], object], end: Callable[[], object], seconds: float
+) -> list[dict[str, Any]]:
+    """`traffic` from its clients while a fault lasts `seconds`, /health read every 0.1 s meanwhile (the reports
+    are returned); then, bounded, until every waiting record is written."""
+    with traffic:
+        time.sleep(0.3)
+        start()
+        during = watch_health(gateway, seconds)
+        end()
+        time.sleep(0.3)
+    wait_until(lambda: settled(health(gateway)), 10, "every waiting record written")
+    return during
+
+
+def next_gateway_writes_the_spool(settings: dict[str, Any]) -> None:
+    with GatewayThread(settings) as gateway:
+        wait_until(lambda: settled(health(gateway)), 10, "the spool of the last run written")
+
+
 async def _pg_request_ids(pg: ProxiedPostgres) -> list[str]:
     conn = await asyncpg.connect(pg.direct_url, timeout=5)
     try:
@@ -154,56 +182,32 @@ def upstream(upstream_thread: UpstreamThread) -> Iterator[UpstreamThread]:
     upstream_thread.state.reset()
 
 
-@pytest.mark.parametrize("driver_timeout", [0.5, 60.0], ids=["driver-deadlines", "writer-deadline-only"])
-def test_a_half_open_postgres_freezes_nothing_and_health_says_degraded(
-    upstream: UpstreamThread, proxied_postgres: ProxiedPostgres, tmp_path: Path, driver_timeout: float
+@pytest.mark.parametrize(
+    ("fault", "driver_timeout"),
+    [("hang", 0.5), ("hang", 60.0), ("refuse", 0.5)],
+    ids=["half-open-driver-deadlines", "half-open-writer-deadline-only", "refusing"],
+)
+def test_a_half_open_or_refusing_postgres_freezes_nothing_loses_nothing_and_health_says_degraded(
+    upstream: UpstreamThread, proxied_postgres: ProxiedPostgres, tmp_path: Path, fault: str, driver_timeout: float
 ) -> None:
-    """With the driver's deadlines far off, the writer's own (1 s) is what notices the stall and replaces it."""
+    """Records wait in the spool meanwhile and are each written once after. With the driver's deadlines far off,
+    the writer's own (1 s) is what notices a half-open stall and replaces it."""
     pg = proxied_postgres
     with GatewayThread(fault_settings(upstream.url, pg.url, tmp_path, driver_timeout)) as gateway:
-        traffic = Traffic(gateway.url)
-        traffic.send(20)
-        wait_until(lambda: settled(health(gateway)), 5, "the first records written")
-        with traffic:
-            time.sleep(0.3)
-            pg.proxy.mode("hang")
-            during = watch_health(gateway, 3.0)
-            pg.proxy.mode("pass")
-            time.sleep(0.3)
-        wait_until(lambda: settled(health(gateway)), 10, "every waiting record written")
-        final = health(gateway)
+        traffic = warmed_up(gateway, 20)
+        during = through_fault(gateway, traffic, lambda: pg.proxy.mode(fault), lambda: pg.proxy.mode("pass"), 3.0)
+        final = health(gateway)["recorder"]
     stored = pg_request_ids(pg)
-    assert any(degraded_with_waiting_records(report) for report in during), during[-1]
-    assert final["recorder"]["spooled"] > 0
+    degraded = [report for report in during if degraded_with_waiting_records(report)]
+    assert degraded, during[-1]
+    if fault == "refuse":
+        assert any(report["recorder"]["spool_records"] > 0 for report in degraded)
     if driver_timeout > 10:
-        assert final["recorder"]["stalls"] > 0
-    assert final["recorder"]["failed"] == final["recorder"]["dropped"] == 0
+        assert final["stalls"] > 0
+    assert final["spooled"] > 0 and final["failed"] == final["dropped"] == 0
     assert_each_once(stored, traffic.answered)
     assert len(stored) == len(traffic.answered) and not traffic.other
-    print(f"half-open: answered {len(traffic.answered)}, stored {len(stored)}, recorder {final['recorder']}")
-
-
-def test_a_refusing_postgres_loses_nothing_records_wait_in_the_spool(
-    upstream: UpstreamThread, proxied_postgres: ProxiedPostgres, tmp_path: Path
-) -> None:
-    pg = proxied_postgres
-    with GatewayThread(fault_settings(upstream.url, pg.url, tmp_path)) as gateway:
-        traffic = Traffic(gateway.url)
-        traffic.send(10)
-        with traffic:
-            time.sleep(0.3)
-            pg.proxy.mode("refuse")
-            during = watch_health(gateway, 3.0)
-            pg.proxy.mode("pass")
-            time.sleep(0.3)
-        wait_until(lambda: settled(health(gateway)), 10, "the spool replayed")
-        final = health(gateway)
-    stored = pg_request_ids(pg)
-    assert any(degraded_with_waiting_records(r) and r["recorder"]["spool_records"] > 0 for r in during)
-    assert final["recorder"]["spooled"] > 0 and final["recorder"]["failed"] == 0
-    assert_each_once(stored, traffic.answered)
-    assert len(stored) == len(traffic.answered) and not traffic.other
-    print(f"refused: answered {len(traffic.answered)}, stored {len(stored)}, recorder {final['recorder']}")
+    print(f"{fault}: answered {len(traffic.answered)}, stored {len(stored)}, recorder {final}")
 
 
 def test_a_gateway_starts_and_serves_while_postgres_refuses_then_catches_up(
@@ -237,9 +241,7 @@ def test_records_spooled_at_shutdown_are_written_by_the_next_gateway(
     pg = proxied_postgres
     settings = fault_settings(upstream.url, pg.url, tmp_path, spool_after_seconds=30)  # in memory at shutdown
     with GatewayThread(settings) as gateway:
-        traffic = Traffic(gateway.url)
-        traffic.send(5)
-        wait_until(lambda: settled(health(gateway)), 5, "the first records written")
+        traffic = warmed_up(gateway, 5)
         pg.proxy.mode("refuse")
         traffic.send(40)
         wait_until(lambda: health(gateway)["recorder"]["last_error"] is not None, 5, "the outage noticed")
@@ -247,8 +249,7 @@ def test_records_spooled_at_shutdown_are_written_by_the_next_gateway(
     assert first.failed == 0 and first.spooled >= 40
     assert len(pg_request_ids(pg)) == 5
     pg.proxy.mode("pass")
-    with GatewayThread(settings) as gateway:
-        wait_until(lambda: settled(health(gateway)), 10, "the spool of the last run written")
+    next_gateway_writes_the_spool(settings)
     stored = pg_request_ids(pg)
     assert_each_once(stored, traffic.answered)
     assert len(stored) == 45
@@ -260,9 +261,7 @@ def test_a_full_spool_drops_records_counted_and_logged_never_silently(
     pg = proxied_postgres
     settings = fault_settings(upstream.url, pg.url, tmp_path, spool_max_bytes=8192)
     with GatewayThread(settings) as gateway:
-        traffic = Traffic(gateway.url)
-        traffic.send(5)
-        wait_until(lambda: settled(health(gateway)), 5, "the first records written")
+        traffic = warmed_up(gateway, 5)
         pg.proxy.mode("refuse")
         traffic.send(60)
         wait_until(lambda: health(gateway)["recorder"]["queue_depth"] == 0, 5, "the queue spooled")
@@ -284,18 +283,12 @@ def test_a_full_spool_drops_records_counted_and_logged_never_silently(
 def test_a_locked_sqlite_file_loses_nothing_and_health_says_degraded(upstream: UpstreamThread, tmp_path: Path) -> None:
     db_path = tmp_path / "portico.db"
     with GatewayThread(fault_settings(upstream.url, f"sqlite:///{db_path}", tmp_path / "spool")) as gateway:
-        traffic = Traffic(gateway.url)
-        traffic.send(10)
-        wait_until(lambda: settled(health(gateway)), 5, "the first records written")
+        traffic = warmed_up(gateway, 10)
         locker = sqlite3.connect(db_path, timeout=5, isolation_level=None)
-        with traffic:
-            time.sleep(0.2)
-            locker.execute("BEGIN EXCLUSIVE")  # another writer holds the file: every write fails "locked"
-            during = watch_health(gateway, 2.5)
-            locker.execute("ROLLBACK")
-            time.sleep(0.3)
+        # Another writer holds the file: every write fails "locked".
+        lock, unlock = (lambda: locker.execute("BEGIN EXCLUSIVE")), (lambda: locker.execute("ROLLBACK"))
+        during = through_fault(gateway, traffic, lock, unlock, 2.5)
         locker.close()
-        wait_until(lambda: settled(health(gateway)), 10, "every waiting record written")
         final = health(gateway)["recorder"]
     stored = sqlite_request_ids(db_path)
     assert any(degraded_with_waiting_records(report) for report in during), during[-1]
@@ -312,17 +305,14 @@ def test_a_shutdown_while_sqlite_is_locked_spools_and_the_next_gateway_writes(
     settings = fault_settings(upstream.url, f"sqlite:///{db_path}", tmp_path / "spool")
     locker = sqlite3.connect(db_path, timeout=5, isolation_level=None)
     with GatewayThread(settings) as gateway:
-        traffic = Traffic(gateway.url)
-        traffic.send(5)
-        wait_until(lambda: settled(health(gateway)), 5, "the first records written")
+        traffic = warmed_up(gateway, 5)
         locker.execute("BEGIN EXCLUSIVE")
         traffic.send(30)
         first = gateway.app.recorder
     locker.execute("ROLLBACK")
     locker.close()
     assert first.failed == 0
-    with GatewayThread(settings) as gateway:
-        wait_until(lambda: settled(health(gateway)), 10, "the spool of the last run written")
+    next_gateway_writes_the_spool(settings)
     stored = sqlite_request_ids(db_path)
     assert_each_once(stored, traffic.answered)
     assert len(stored) == 35
@@ -334,9 +324,7 @@ def test_a_shutdown_while_postgres_hangs_spools_promptly_and_the_next_gateway_wr
     pg = proxied_postgres
     settings = fault_settings(upstream.url, pg.url, tmp_path)
     with GatewayThread(settings) as gateway:
-        traffic = Traffic(gateway.url)
-        traffic.send(5)
-        wait_until(lambda: settled(health(gateway)), 5, "the first records written")
+        traffic = warmed_up(gateway, 5)
         pg.proxy.mode("hang")
         traffic.send(30)
         first = gateway.app.recorder
@@ -345,8 +333,7 @@ def test_a_shutdown_while_postgres_hangs_spools_promptly_and_the_next_gateway_wr
     assert not gateway._thread.is_alive() and took < 8, f"shutdown took {took:.1f}s"
     assert first.failed == 0 and first.spooled >= 30
     pg.proxy.mode("pass")
-    with GatewayThread(settings) as gateway:
-        wait_until(lambda: settled(health(gateway)), 10, "the spool of the last run written")
+    next_gateway_writes_the_spool(settings)
     stored = pg_request_ids(pg)
     assert_each_once(stored, traffic.answered)
     assert len(stored) == 35

@@ -6,7 +6,9 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import KEY, Stack
+from tests.conftest import KEY, Stack, stack_settings
+from tests.gateway_server import GatewayThread
+from tests.upstreams.server import UpstreamThread
 
 
 def scrape(stack: Stack) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -44,8 +46,8 @@ def test_counters_move_with_successful_and_failed_calls(stack: Stack) -> None:
     assert moved("portico_requests_total", **failed) == 1
     prompt = sum(c.usage.prompt_tokens for c in completions if c.usage)
     assert moved("portico_tokens_total", provider="openai", model="gpt-4o", kind="prompt") == prompt
-    assert moved("portico_upstream_attempts_total", provider="openai", status="200") == 2
-    assert moved("portico_upstream_attempts_total", provider="openai", status="500") == 1
+    assert moved("portico_upstream_attempts_total", provider="openai", model="gpt-4o", status="200") == 2
+    assert moved("portico_upstream_attempts_total", provider="openai", model="", status="500") == 1
     assert moved("portico_request_latency_seconds_count", provider="openai") == 3
     assert value(after, "portico_records_dropped_total") == 0
 
@@ -53,3 +55,12 @@ def test_counters_move_with_successful_and_failed_calls(stack: Stack) -> None:
 def test_metrics_need_no_key_but_logs_do(stack: Stack) -> None:
     assert stack.get("/metrics", key=None).status == 200
     assert stack.get("/v1/logs", key=None).status == 401
+
+
+def test_metrics_can_be_set_to_need_a_key(upstream_thread: UpstreamThread) -> None:
+    settings = stack_settings(upstream_thread.url, metrics={"require_key": True})
+    with GatewayThread(settings) as gateway:
+        stack = Stack(gateway, upstream_thread)
+        refused = stack.get("/metrics", key=None)
+        assert refused.status == 401 and refused.json()["error"]["type"]
+        assert stack.get("/metrics").status == 200

@@ -59,23 +59,39 @@ def recorder_for(sink: FakeSink, spool_dir: Path, **options: object) -> Recorder
     return Recorder(sink, **settings)  # type: ignore[arg-type]
 
 
+async def spooling(sink: FakeSink, spool_dir: Path, spool_bytes: int = 1 << 20, **options: object) -> Recorder:
+    """A started recorder whose spool is open in `spool_dir`."""
+    recorder = recorder_for(sink, spool_dir, **options)
+    await recorder.open_spool(spool_dir, spool_bytes)
+    await recorder.start()
+    return recorder
+
+
+async def submit(recorder: Recorder, count: int, pause: float = 0.0) -> None:
+    """Records r0 ... r{count - 1}, `pause` seconds apart."""
+    for n in range(count):
+        recorder.submit(make_record(n, request_id=f"r{n}"))
+        if pause:
+            await asyncio.sleep(pause)
+
+
+async def recovered(sink: Outage, count: int) -> None:
+    """The outage ends; then r0 ... r{count - 1} are written, in order, once each."""
+    sink.down = False
+    await wait_for(lambda: len(sink.written) == count)
+    assert [r.request_id for r in sink.written] == [f"r{n}" for n in range(count)]
+
+
 async def test_an_outage_moves_records_to_the_spool_and_they_come_back_in_order_once(tmp_path: Path) -> None:
     sink = Outage()
-    recorder = recorder_for(sink, tmp_path)
-    await recorder.open_spool(tmp_path, 1 << 20)
-    await recorder.start()
-    records = [make_record(n, request_id=f"r{n}") for n in range(120)]
-    for record in records:
-        recorder.submit(record)
-        await asyncio.sleep(0.002)
+    recorder = await spooling(sink, tmp_path)
+    await submit(recorder, 120, pause=0.002)
     await wait_for(lambda: recorder.stats()["spool_records"] == 120)
     stats = recorder.stats()
     assert not recorder.healthy and stats["queue_depth"] == 0 and stats["spool_bytes"] > 0
     assert stats["oldest_unwritten_seconds"] > 0 and "refused" in stats["last_error"]
     assert len(spool_files(tmp_path)) == 1
-    sink.down = False
-    await wait_for(lambda: len(sink.written) == 120)
-    assert [r.request_id for r in sink.written] == [r.request_id for r in records]
+    await recovered(sink, 120)
     assert recorder.healthy and recorder.stats()["spool_records"] == 0 and recorder.failed == 0
     await recorder.stop()
     assert spool_files(tmp_path) == []  # an empty spool leaves no file behind
@@ -83,27 +99,19 @@ async def test_an_outage_moves_records_to_the_spool_and_they_come_back_in_order_
 
 async def test_a_stalled_write_is_abandoned_at_its_deadline_and_the_writer_replaced(tmp_path: Path) -> None:
     sink = Outage(hang=True)
-    recorder = recorder_for(sink, tmp_path, write_timeout=0.3)
-    await recorder.open_spool(tmp_path, 1 << 20)
-    await recorder.start()
-    for n in range(30):
-        recorder.submit(make_record(n, request_id=f"r{n}"))
+    recorder = await spooling(sink, tmp_path, write_timeout=0.3)
+    await submit(recorder, 30)
     await wait_for(lambda: recorder.stalls >= 1)
     assert sink.resets >= 1 and "longer than 0.3s" in (recorder.last_error or "")
     assert recorder.stats()["spool_records"] == 30  # spooled while the write hung
-    sink.down = False
-    await wait_for(lambda: len(sink.written) == 30)
-    assert [r.request_id for r in sink.written] == [f"r{n}" for n in range(30)]
+    await recovered(sink, 30)
     await recorder.stop()
 
 
 async def test_records_spooled_at_shutdown_are_written_by_the_next_recorder(tmp_path: Path) -> None:
     sink = Outage()
-    first = recorder_for(sink, tmp_path, spool_after_seconds=60)
-    await first.open_spool(tmp_path, 1 << 20)
-    await first.start()
-    for n in range(50):
-        first.submit(make_record(n, request_id=f"r{n}"))
+    first = await spooling(sink, tmp_path, spool_after_seconds=60)
+    await submit(first, 50)
     await wait_for(lambda: sink.calls >= 1)
     await first.stop(grace_seconds=2)
     assert first.failed == 0 and first.stats()["spool_records"] == 0  # closed; the file holds them
@@ -112,8 +120,7 @@ async def test_records_spooled_at_shutdown_are_written_by_the_next_recorder(tmp_
     await second.open_spool(tmp_path, 1 << 20)
     assert second.stats()["spool_records"] == 50 and not second.healthy
     await second.start()
-    await wait_for(lambda: len(sink.written) == 50)
-    assert [r.request_id for r in sink.written] == [f"r{n}" for n in range(50)]
+    await recovered(sink, 50)
     await second.stop()
 
 
@@ -122,19 +129,13 @@ async def test_a_full_spool_drops_counts_and_logs_once_per_outage(
 ) -> None:
     sink, metrics = Outage(), Metrics()
     line = len(encode(make_record(0)))
-    recorder = recorder_for(sink, tmp_path, metrics=metrics)
-    await recorder.open_spool(tmp_path, line * 10 + line // 2)  # room for 10 records
-    await recorder.start()
-    for n in range(40):
-        recorder.submit(make_record(n, request_id=f"r{n}"))
-        await asyncio.sleep(0.005)
+    recorder = await spooling(sink, tmp_path, line * 10 + line // 2, metrics=metrics)  # room for 10 records
+    await submit(recorder, 40, pause=0.005)
     await wait_for(lambda: recorder.failed == 30)
     assert dropped_metric(metrics) == 30 and recorder.stats()["spool_records"] == 10
     full = [r for r in caplog.records if r.levelno == logging.ERROR and "spool is full" in r.getMessage()]
     assert len(full) == 1
-    sink.down = False
-    await wait_for(lambda: len(sink.written) == 10)
-    assert [r.request_id for r in sink.written] == [f"r{n}" for n in range(10)]
+    await recovered(sink, 10)
     await recorder.stop()
 
 
@@ -189,11 +190,8 @@ async def test_a_spool_that_cannot_be_written_keeps_records_in_memory(
 
     recorder.spool.append = no_space  # type: ignore[method-assign]
     await recorder.start()
-    for n in range(30):
-        recorder.submit(make_record(n, request_id=f"r{n}"))
+    await submit(recorder, 30)
     await wait_for(lambda: any("spool cannot be written" in r.getMessage() for r in caplog.records))
     assert recorder.stats()["queue_depth"] == 30 and recorder.failed == 0
-    sink.down = False
-    await wait_for(lambda: len(sink.written) == 30)
-    assert [r.request_id for r in sink.written] == [f"r{n}" for n in range(30)]
+    await recovered(sink, 30)
     await recorder.stop()

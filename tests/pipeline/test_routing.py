@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import Any
 
 import pytest
 
 from portico.core.errors import ProviderError, UpstreamHTTPError, UpstreamTimeout
 from portico.core.types import RetryPolicy, RoutingPlan, Target
-from portico.pipeline import routing
 from portico.pipeline.health import LocalHealth
-from portico.pipeline.retry import BASE_DELAY_S, MAX_DELAY_S, Backoff, with_retries
+from portico.pipeline.retry import BASE_DELAY_S, MAX_DELAY_S, Backoff
 from portico.pipeline.routing import Router, pick_weighted
 
 
@@ -32,13 +30,12 @@ class Script:
             if what == "timeout":
                 raise UpstreamTimeout("slow", provider=target.model)
             raise UpstreamHTTPError(
-                f"{what}", provider=target.model, upstream_status=int(what), retry_after=self.retry_after
+                f"{what}",
+                provider=target.model,
+                upstream_status=int(what),
+                retry_after=self.retry_after,
             )
         return target.model
-
-
-def router() -> Router:
-    return Router(LocalHealth(failure_threshold=100))
 
 
 class FakeSleep:
@@ -52,23 +49,20 @@ class FakeSleep:
 
 
 @pytest.fixture(autouse=True)
-def slept(monkeypatch: pytest.MonkeyPatch) -> FakeSleep:
-    """Every router here backs off through a `Backoff` whose sleep is the fake. `Router` builds no `Backoff` of
-    its own yet, so the seam is the `with_retries` it calls; once it takes `backoff=`, build routers with
-    `Backoff(sleep=fake)` instead (this patch then fails loudly: `routing` no longer has `with_retries`)."""
-    fake = FakeSleep()
+def slept() -> FakeSleep:
+    return FakeSleep()
 
-    def with_fake_sleep(attempt: Any, policy: RetryPolicy | None, *, max_retry_after: float = 30.0) -> Any:
-        return Backoff(max_retry_after, sleep=fake).run(attempt, policy)
 
-    monkeypatch.setattr(routing, "with_retries", with_fake_sleep)
-    return fake
+def router(slept: FakeSleep, health: LocalHealth | None = None, max_retry_after: float = 30.0) -> Router:
+    """Every router here backs off through a `Backoff` whose sleep is the fake."""
+    backoff = Backoff(max_retry_after, sleep=slept)
+    return Router(health or LocalHealth(failure_threshold=100), backoff=backoff)
 
 
 async def test_retry_until_success_counts_attempts(slept: FakeSleep) -> None:
     script = Script({"a": [429, 429]})
     plan = RoutingPlan(targets=(Target("a"),), retry=RetryPolicy(count=3))
-    assert await router().run(plan, script) == "a"
+    assert await router(slept).run(plan, script) == "a"
     assert [m for m, _ in script.calls] == ["a", "a", "a"]
     assert len(slept.delays) == 2  # one backoff before each retry, none after the success
     assert 0 <= slept.delays[0] <= BASE_DELAY_S and 0 <= slept.delays[1] <= 2 * BASE_DELAY_S
@@ -78,46 +72,61 @@ async def test_router_backoff_goes_through_the_injected_sleep(slept: FakeSleep) 
     """With real sleeps this takes 4 x 7 s; the fake is asked for exactly those delays and returns at once."""
     script = Script({"a": [429] * 4}, retry_after=7)
     plan = RoutingPlan(targets=(Target("a"),), retry=RetryPolicy(count=4))
-    assert await Router(LocalHealth(failure_threshold=100), max_retry_after=30).run(plan, script) == "a"
+    assert await router(slept, max_retry_after=30).run(plan, script) == "a"
     assert slept.delays == [7, 7, 7, 7]
     capped = Script({"a": [429]}, retry_after=120)
-    assert await Router(LocalHealth(failure_threshold=100), max_retry_after=3).run(plan, capped) == "a"
+    assert await router(slept, max_retry_after=3).run(plan, capped) == "a"
     assert slept.delays[4:] == [3]
 
 
-async def test_status_outside_on_codes_is_not_retried_but_falls_back() -> None:
+async def test_status_outside_on_codes_is_not_retried_but_falls_back(
+    slept: FakeSleep,
+) -> None:
     script = Script({"a": [500]})
     plan = RoutingPlan(mode="fallback", targets=(Target("a"), Target("b")), retry=RetryPolicy(count=3))
-    assert await router().run(plan, script) == "b"
+    assert await router(slept).run(plan, script) == "b"
     assert [m for m, _ in script.calls] == ["a", "b"]
 
 
-async def test_timeouts_are_retried_whatever_on_codes_say() -> None:
+async def test_timeouts_are_retried_whatever_on_codes_say(slept: FakeSleep) -> None:
     script = Script({"a": ["timeout", "timeout"]})
-    plan = RoutingPlan(targets=(Target("a"),), retry=RetryPolicy(count=2, on_codes=frozenset({503})), timeout_ms=250)
-    assert await router().run(plan, script) == "a"
+    plan = RoutingPlan(
+        targets=(Target("a"),),
+        retry=RetryPolicy(count=2, on_codes=frozenset({503})),
+        timeout_ms=250,
+    )
+    assert await router(slept).run(plan, script) == "a"
     assert script.calls == [("a", 250), ("a", 250), ("a", 250)]
 
 
-async def test_all_fail_raises_last_error() -> None:
+async def test_all_fail_raises_last_error(slept: FakeSleep) -> None:
     script = Script({"a": [429] * 5, "b": [503]})
     plan = RoutingPlan(mode="fallback", targets=(Target("a"), Target("b")), retry=RetryPolicy(count=1))
     with pytest.raises(ProviderError) as info:
-        await router().run(plan, script)
+        await router(slept).run(plan, script)
     assert info.value.upstream_status == 503
     assert [m for m, _ in script.calls] == ["a", "a", "b"]
 
 
-async def test_portkey_on_status_codes_limits_fallback() -> None:
+async def test_portkey_on_status_codes_limits_fallback(slept: FakeSleep) -> None:
     script = Script({"a": [400]})
-    plan = RoutingPlan(mode="fallback", targets=(Target("a"), Target("b")), on_status_codes=frozenset({429, 500}))
+    plan = RoutingPlan(
+        mode="fallback",
+        targets=(Target("a"), Target("b")),
+        on_status_codes=frozenset({429, 500}),
+    )
     with pytest.raises(ProviderError):
-        await router().run(plan, script)
+        await router(slept).run(plan, script)
     assert [m for m, _ in script.calls] == ["a"]
 
 
 def test_weighted_pick_matches_weights() -> None:
-    nodes = (Target("a", weight=0.7), Target("b", weight=0.2), Target("c", weight=0.1), Target("z", weight=0))
+    nodes = (
+        Target("a", weight=0.7),
+        Target("b", weight=0.2),
+        Target("c", weight=0.1),
+        Target("z", weight=0),
+    )
     rng = random.Random(42)
     counts = Counter(pick_weighted(nodes, rng.random()).model for _ in range(10_000))  # type: ignore[union-attr]
     assert counts["z"] == 0
@@ -125,12 +134,14 @@ def test_weighted_pick_matches_weights() -> None:
         assert abs(counts[model] / 10_000 - weight) < 0.02
 
 
-async def test_cooldown_skips_a_dead_target_and_probes_it_back() -> None:
+async def test_cooldown_skips_a_dead_target_and_probes_it_back(
+    slept: FakeSleep,
+) -> None:
     clock = [0.0]
     health = LocalHealth(failure_threshold=2, cooldown_seconds=10, clock=lambda: clock[0])
     script = Script({"a": [500, 500, 500]})
     plan = RoutingPlan(mode="fallback", targets=(Target("a"), Target("b")))
-    r = Router(health)
+    r = router(slept, health)
     for _ in range(2):
         assert await r.run(plan, script) == "b"
     script.calls.clear()
@@ -155,7 +166,7 @@ async def test_backoff_honours_retry_after_with_a_cap() -> None:
     assert all(0 <= Backoff().delay(n, plain, policy) <= MAX_DELAY_S for n in range(10))
 
 
-async def test_with_retries_sleeps_between_attempts() -> None:
+async def test_backoff_sleeps_between_attempts_for_the_retry_after_given() -> None:
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -170,7 +181,7 @@ async def test_with_retries_sleeps_between_attempts() -> None:
             raise UpstreamHTTPError("busy", provider="p", upstream_status=429, retry_after=1.5)
         return "ok"
 
-    assert await with_retries(attempt, RetryPolicy(count=2), sleep=sleep) == "ok"
+    assert await Backoff(sleep=sleep).run(attempt, RetryPolicy(count=2)) == "ok"
     assert slept == [1.5, 1.5]
 
 
@@ -187,7 +198,11 @@ async def test_backoff_sleep_is_an_attribute_read_at_each_retry() -> None:
         return "ok"
 
     assert await backoff.run(attempt, RetryPolicy(count=3)) == "ok"
-    assert fake.delays == [BASE_DELAY_S, 2 * BASE_DELAY_S, 4 * BASE_DELAY_S]  # the jitter's upper bound each time
+    assert fake.delays == [
+        BASE_DELAY_S,
+        2 * BASE_DELAY_S,
+        4 * BASE_DELAY_S,
+    ]  # the jitter's upper bound each time
 
 
 async def test_backoff_gives_up_after_count_retries_and_reraises() -> None:

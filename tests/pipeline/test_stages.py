@@ -131,7 +131,7 @@ class BrokenCache(MemoryCache):
 
 async def test_a_cache_that_raises_never_fails_the_request_json_or_stream() -> None:
     gateway = _gateway(cache=BrokenCache(1 << 20))
-    assert [stage.name for stage in gateway.stages][-1] == "cache"
+    assert "cache" in [stage.name for stage in gateway.stages]
     request = _request(cache=CacheOptions(ttl_seconds=60))
     result, served = await gateway.chat(request)
     assert result.body["choices"] and served.cache_status in {"MISS", "BYPASS"}

@@ -3,32 +3,13 @@ its own process, against a running gateway. Applying a file twice makes no new v
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
-import yaml
-
+from tests.admin_helpers import portico, write_yaml
 from tests.conftest import KEY, Stack
 from tests.gateway_server import free_port
 from tests.http.test_admin_api import as_admin
-
-PORTICO = str(Path(sys.executable).parent / "portico")
-
-
-def portico(*args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PORTICO_API_KEY"}
-    if key is not None:
-        env["PORTICO_API_KEY"] = key
-    return subprocess.run([PORTICO, *args], check=False, capture_output=True, text=True, timeout=60, env=env)
-
-
-def write(tmp_path: Path, prompts: object) -> str:
-    path = tmp_path / f"prompts-{secrets.token_hex(3)}.yaml"
-    path.write_text(yaml.safe_dump(prompts))
-    return str(path)
 
 
 def declared(prefix: str, temperature: float = 0.2) -> list[dict[str, object]]:
@@ -50,7 +31,7 @@ def declared(prefix: str, temperature: float = 0.2) -> list[dict[str, object]]:
 
 def test_applying_a_file_twice_makes_no_new_version(stack: Stack, tmp_path: Path) -> None:
     prefix = f"cli-{secrets.token_hex(4)}"
-    path = write(tmp_path, declared(prefix))
+    path = write_yaml(tmp_path, "prompts", declared(prefix))
     url = ["--url", stack.gateway.url]
     first = portico("prompts", "apply", "-f", path, *url, "--key", KEY)
     assert first.returncode == 0, first.stderr
@@ -60,7 +41,8 @@ def test_applying_a_file_twice_makes_no_new_version(stack: Stack, tmp_path: Path
     assert again.stdout.splitlines() == [f"{prefix}-support: unchanged (v1)", f"{prefix}-summary: unchanged (v1)"]
     versions = as_admin(stack, "GET", f"/v1/admin/prompts/{prefix}-support/versions").json()["data"]
     assert [v["version"] for v in versions] == [1]
-    changed = portico("prompts", "apply", "-f", write(tmp_path, {"prompts": declared(prefix, 0.9)}), *url, key=KEY)
+    path = write_yaml(tmp_path, "prompts", {"prompts": declared(prefix, 0.9)})
+    changed = portico("prompts", "apply", "-f", path, *url, key=KEY)
     assert changed.returncode == 0, changed.stderr
     assert changed.stdout.splitlines() == [f"{prefix}-support: updated to v2", f"{prefix}-summary: unchanged (v1)"]
     assert as_admin(stack, "GET", f"/v1/admin/prompts/{prefix}-support").json()["parameters"] == {"temperature": 0.9}
@@ -74,9 +56,8 @@ def test_an_invalid_prompt_is_named_and_the_others_still_apply(stack: Stack, tmp
     prefix = f"cli-{secrets.token_hex(4)}"
     good, bad = declared(prefix)
     bad["parameters"] = {"temperature": 5}
-    result = portico(
-        "prompts", "apply", "-f", write(tmp_path, [bad, good, {"messages": []}]), "--url", stack.gateway.url, key=KEY
-    )
+    path = write_yaml(tmp_path, "prompts", [bad, good, {"messages": []}])
+    result = portico("prompts", "apply", "-f", path, "--url", stack.gateway.url, key=KEY)
     assert result.returncode == 1
     assert result.stdout.splitlines() == [f"{prefix}-support: created (v1)"]
     errors = result.stderr.splitlines()
@@ -86,7 +67,7 @@ def test_an_invalid_prompt_is_named_and_the_others_still_apply(stack: Stack, tmp
 
 
 def test_connection_refused_a_wrong_key_and_a_bad_file_are_one_clear_line(stack: Stack, tmp_path: Path) -> None:
-    path = write(tmp_path, declared("never"))
+    path = write_yaml(tmp_path, "prompts", declared("never"))
     refused = portico("prompts", "list", "--url", f"http://127.0.0.1:{free_port()}", key=KEY)
     assert refused.returncode == 3 and refused.stdout == ""
     assert refused.stderr.startswith("error: cannot reach the gateway at http://127.0.0.1:"), refused.stderr

@@ -80,7 +80,9 @@ def test_a_completion_is_recorded_with_provider_model_tokens_trace_and_metadata(
     assert record["total_tokens"] == completion.usage.total_tokens
     assert record["trace_id"] == trace_id and record["span_id"] == "span-1"
     assert record["path"] == "/v1/chat/completions" and record["dialect"] == "portkey"
-    assert record["stream"] is False and record["ttft_ms"] is None and record["cost_usd"] is None
+    assert record["stream"] is False and record["ttft_ms"] is None
+    priced = (completion.usage.prompt_tokens * 2.5 + completion.usage.completion_tokens * 10) / 1e6  # gpt-4o
+    assert record["cost_usd"] == pytest.approx(priced)
     assert record["latency_ms"] > 0 and 0 <= record["overhead_ms"] <= record["latency_ms"]
     assert [(a["provider"], a["status"]) for a in record["attempts"]] == [("openai", 200)]
     assert record["metadata"] == {"team": "search"}

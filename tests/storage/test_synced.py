@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 import secrets
@@ -45,16 +46,28 @@ async def _wait_for(condition: Callable[[], bool], seconds: float) -> float:
     pytest.fail(f"not within {seconds} s")
 
 
+@contextlib.asynccontextmanager
+async def two_vaults(
+    database: Database, notify: tuple[str | None, str | None] = (None, None), interval: float = 0.1
+) -> AsyncIterator[tuple[Vault, Vault]]:
+    """Two started vaults (two processes' worth of state) on one database and secret, announcing on `notify`'s
+    Redis URLs; both closed on exit."""
+    box = _box()
+    a, b = (Vault(box, StateSync(database, notify_url=url, interval=interval)) for url in notify)
+    for vault in (a, b):
+        await vault.sync.start()
+    try:
+        yield a, b
+    finally:
+        for vault in (a, b):
+            await vault.sync.close()
+
+
 @pytest.fixture
 async def pair(database: Database) -> AsyncIterator[tuple[Vault, Vault]]:
     """Two vaults on one database, polling every 0.1 s, no Redis."""
-    box = _box()
-    vaults = (Vault(box, StateSync(database, interval=0.1)), Vault(box, StateSync(database, interval=0.1)))
-    for vault in vaults:
-        await vault.sync.start()
-    yield vaults
-    for vault in vaults:
-        await vault.sync.close()
+    async with two_vaults(database) as vaults:
+        yield vaults
 
 
 async def test_a_write_is_read_back_at_once_and_bumps_its_namespace_in_the_database(
@@ -181,13 +194,8 @@ async def test_redis_notification_carries_a_change_without_waiting_for_the_poll(
 ) -> None:
     await _redis_or_skip()
     caplog.set_level(logging.WARNING, "portico.storage.sync")
-    box = _box()
     # An hour between polls: only the notification can deliver the change within the second.
-    a = Vault(box, StateSync(database, notify_url=REDIS_URL, interval=3600))
-    b = Vault(box, StateSync(database, notify_url=REDIS_URL, interval=3600))
-    for vault in (a, b):
-        await vault.sync.start()
-    try:
+    async with two_vaults(database, (REDIS_URL, REDIS_URL), interval=3600) as (a, b):
         await asyncio.sleep(1.5)  # both subscribers are listening, and an idle subscription is not an outage
         key_id = f"vk-{secrets.token_hex(4)}"
         await a.add_key("openai", "sk-pubsub", key_id=key_id)
@@ -196,30 +204,19 @@ async def test_redis_notification_carries_a_change_without_waiting_for_the_poll(
         took_revoke = await _wait_for(lambda: b.get_key(key_id) is None, 1.0)
         assert not caplog.records, caplog.text
         print(f"redis propagation ({database.backend}): add {took * 1000:.0f} ms, revoke {took_revoke * 1000:.0f} ms")
-    finally:
-        for vault in (a, b):
-            await vault.sync.close()
 
 
 async def test_an_unreachable_redis_leaves_writes_working_and_the_poll_carrying_them(
     database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, "portico.storage.sync")
-    box = _box()
-    a = Vault(box, StateSync(database, notify_url=DEAD_REDIS, interval=0.1))
-    b = Vault(box, StateSync(database, notify_url=DEAD_REDIS, interval=0.1))
-    for vault in (a, b):
-        await vault.sync.start()
-    try:
+    async with two_vaults(database, (DEAD_REDIS, DEAD_REDIS)) as (a, b):
         await a.add_key("openai", "sk-poll", key_id="vk-poll")
         await a.add_key("openai", "sk-poll", key_id="vk-poll-2")
         assert a.get_key("vk-poll") is not None
         await _wait_for(lambda: b.get_key("vk-poll-2") is not None, 1.0)
         unreachable = [r for r in caplog.records if "redis unreachable" in r.getMessage()]
         assert 1 <= len(unreachable) <= 2, caplog.text  # once per process
-    finally:
-        for vault in (a, b):
-            await vault.sync.close()
 
 
 class RedisProxy:
@@ -281,26 +278,21 @@ async def test_after_a_redis_outage_the_subscriber_catches_up_and_listens_again(
     caplog.set_level(logging.WARNING, "portico.storage.sync")
     proxy = RedisProxy()
     await proxy.up()
-    box = _box()
-    writer = Vault(box, StateSync(database, notify_url=REDIS_URL, interval=3600))
-    reader = Vault(box, StateSync(database, notify_url=proxy.url, interval=3600))  # no poll within the test
-    for vault in (writer, reader):
-        await vault.sync.start()
     try:
-        await asyncio.sleep(0.3)
-        await proxy.down()
-        await writer.add_key("openai", "sk-lost", key_id="vk-during-outage")  # its notification is lost
-        await asyncio.sleep(0.5)
-        assert reader.get_key("vk-during-outage") is None
-        assert [r.getMessage() for r in caplog.records if "redis unreachable" in r.getMessage()], caplog.text
-        await proxy.up()
-        caught_up = await _wait_for(lambda: reader.get_key("vk-during-outage") is not None, 3.0)
-        assert any("notifications are back" in r.getMessage() for r in caplog.records), caplog.text
-        await asyncio.sleep(0.2)
-        await writer.delete_key("vk-during-outage")
-        revoked = await _wait_for(lambda: reader.get_key("vk-during-outage") is None, 1.0)
-        print(f"caught up {caught_up * 1000:.0f} ms after Redis returned; then notified in {revoked * 1000:.0f} ms")
+        # An hour between polls: only a notification, or the catch-up after reconnecting, delivers a change.
+        async with two_vaults(database, (REDIS_URL, proxy.url), interval=3600) as (writer, reader):
+            await asyncio.sleep(0.3)
+            await proxy.down()
+            await writer.add_key("openai", "sk-lost", key_id="vk-during-outage")  # its notification is lost
+            await asyncio.sleep(0.5)
+            assert reader.get_key("vk-during-outage") is None
+            assert [r.getMessage() for r in caplog.records if "redis unreachable" in r.getMessage()], caplog.text
+            await proxy.up()
+            caught_up = await _wait_for(lambda: reader.get_key("vk-during-outage") is not None, 3.0)
+            assert any("notifications are back" in r.getMessage() for r in caplog.records), caplog.text
+            await asyncio.sleep(0.2)
+            await writer.delete_key("vk-during-outage")
+            revoked = await _wait_for(lambda: reader.get_key("vk-during-outage") is None, 1.0)
+            print(f"caught up {caught_up * 1000:.0f} ms after Redis returned; then notified in {revoked * 1000:.0f} ms")
     finally:
-        for vault in (writer, reader):
-            await vault.sync.close()
         await proxy.down()

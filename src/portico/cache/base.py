@@ -41,4 +41,12 @@ def open_cache(config: CacheConfig) -> Cache:
         from portico.cache.memory import MemoryCache
 
         return MemoryCache(config.max_bytes)
-    raise ValueError(f"cache.url: unsupported scheme in {url!r} (use memory:// or redis://host:port/db)")
+    raise ValueError(cache_url_problem(url))
+
+
+def cache_url_problem(url: str) -> str | None:
+    """What `open_cache` refuses (the config check asks first)."""
+    url = url.strip()
+    if url.startswith(("redis://", "rediss://", "unix://")) or url in ("memory://", "memory", ""):
+        return None
+    return f"cache.url: unsupported scheme in {url!r} (use memory:// or redis://host:port/db)"

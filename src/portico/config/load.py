@@ -27,13 +27,27 @@ class ConfigError(ValueError):
         self.problems = problems
 
 
-def expand_env(value: Any, env: Mapping[str, str]) -> Any:
+def expand_env(value: Any, env: Mapping[str, str], missing: list[str] | None = None, path: str = "") -> Any:
+    """`${VAR}` and `${VAR:-default}` from `env`. A `${VAR}` whose variable is unset appends `path: ...` to
+    `missing` (and expands to ""): an unset key must not quietly become an empty one."""
     if isinstance(value, str):
-        return _VAR.sub(lambda m: env.get(m.group(1), m.group(2) if m.group(2) is not None else ""), value)
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is None and missing is not None:
+                missing.append(
+                    f"{path or '(top level)'}: environment variable {name} is not set "
+                    f"(set it, or write ${{{name}:-default}} for an optional value)"
+                )
+            return default or ""
+
+        return _VAR.sub(substitute, value)
     if isinstance(value, dict):
-        return {k: expand_env(v, env) for k, v in value.items()}
+        return {k: expand_env(v, env, missing, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v, env) for v in value]
+        return [expand_env(v, env, missing, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
 
 
@@ -53,15 +67,20 @@ def load_settings(path: str | Path | None, env: Mapping[str, str] | None = None)
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: the top level must be a mapping"])
+    missing: list[str] = []
+    expanded = expand_env(data, env, missing)
     try:
-        return Settings.model_validate(expand_env(data, env))
+        settings = Settings.model_validate(expanded)
     except ValidationError as exc:
-        raise ConfigError([_problem(e) for e in exc.errors()]) from None
+        raise ConfigError(missing + [_problem(e) for e in exc.errors()]) from None
+    if missing:
+        raise ConfigError(missing)
+    return settings
 
 
 def _problem(error: Any) -> str:
     path = ".".join(str(p) for p in error["loc"]) or "(top level)"
-    return f"{path}: {error['msg']}"
+    return f"{path}: {str(error['msg']).removeprefix('Value error, ')}"
 
 
 def portico_home(env: Mapping[str, str] | None = None) -> Path:

@@ -5,9 +5,9 @@ Every section has a default so that an empty file (or no file) runs the gateway 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -26,6 +26,12 @@ class ServerConfig(_Section):
         30.0, gt=0, le=3600, description="A request body must arrive within this after its head; else 408."
     )
     keepalive_timeout_seconds: int = Field(30, ge=1, le=3600, description="Idle keep-alive connections close after.")
+    shutdown_grace_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM: how long in-flight requests and streams may take to finish before they are cut.",
+    )
     max_connections: int | None = Field(
         None,
         ge=1,
@@ -36,10 +42,23 @@ class ServerConfig(_Section):
 
 class AuthConfig(_Section):
     keys: list[str] = Field(default_factory=list, description="Client keys; an empty list leaves the gateway open.")
+    keyed_routes: list[Literal["/v1/models", "/metrics", "/openapi.json", "/docs", "/redoc"]] = Field(
+        default_factory=list,
+        description="Routes that are open by default (they name models and counts, no secrets) and should take a "
+        "gateway key too when `keys` is set. Admin routes and /v1/logs always do; /health never does.",
+    )
+
+
+class AdapterOptions(BaseModel):
+    """The options one adapter takes beyond `ProviderConfig`'s common keys: each adapter (plugins too) declares a
+    subclass, typed with defaults, so a misspelt key is an error with its path, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ProviderConfig(BaseModel):
-    """One upstream. `type` names the adapter (defaults to the entry's own name); adapter options may follow."""
+    """One upstream. `type` names the adapter (defaults to the entry's own name); the adapter's declared options
+    (`AdapterOptions`) may follow, checked against the adapter by `providers.registry.check_provider`."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -102,8 +121,12 @@ class PortkeyConfig(_Section):
     configs: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Named x-portkey-config bodies.")
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 class LoggingConfig(_Section):
-    level: str = "INFO"
+    level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case).")
+    access_log: bool = Field(True, description="One JSON line per request: method, path, status, latency, id.")
     request_log: bool = Field(True, description="Record every call in storage (off the hot path).")
     queue_size: int = Field(10000, ge=1)
     write_timeout: float = Field(15.0, gt=0, description="Seconds a call-log batch may take; then it is retried.")
@@ -111,6 +134,78 @@ class LoggingConfig(_Section):
     spool_dir: str | None = Field(None, description="Where records wait while the database is away (home/spool).")
     spool_max_bytes: int = Field(256 * 1024 * 1024, ge=0, description="Size bound of the spool; 0 turns it off.")
     spool_after_seconds: float = Field(1.0, ge=0, description="How long records wait in memory before the spool.")
+
+    @field_validator("level")
+    @classmethod
+    def _level_is_a_level(cls, level: str) -> str:
+        if level.upper() not in LOG_LEVELS:
+            raise ValueError(f"{level!r} is not a log level (use one of {', '.join(LOG_LEVELS)})")
+        return level.upper()
+
+
+class ModelPrice(_Section):
+    """USD per 1M tokens (or per hour with the throughput it is spread over); see the README's "Cost"."""
+
+    input: float | None = Field(None, ge=0, description="Uncached input (prompt) tokens.")
+    output: float | None = Field(None, ge=0, description="Output (completion) tokens.")
+    cached_input: float | None = Field(None, ge=0, description="Input read from the provider's cache; default: input.")
+    cache_write: float | None = Field(None, ge=0, description="Input written to the provider's cache; default: input.")
+    reasoning: float | None = Field(None, ge=0, description="Reasoning tokens; default: output.")
+    per_hour: float | None = Field(None, ge=0, description="A self-hosted server's price per hour.")
+    tokens_per_hour: int | None = Field(
+        None, gt=0, description="With per_hour: the tokens (in and out) that server serves per hour at your load."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> ModelPrice:
+        if self.per_hour is not None:
+            if self.tokens_per_hour is None:
+                raise ValueError(
+                    "per_hour needs tokens_per_hour (the tokens that server serves in an hour at your load): a "
+                    "request's share of an hour cannot be told from its latency, so it is apportioned by tokens"
+                )
+            if self.input is not None or self.output is not None:
+                raise ValueError("give either per_hour with tokens_per_hour, or input and output, not both")
+        elif self.input is None or self.output is None:
+            raise ValueError("a price needs input and output (USD per 1M tokens), or per_hour and tokens_per_hour")
+        return self
+
+
+class PricingConfig(_Section):
+    builtin: bool = Field(True, description="Use the price table shipped with Portico under the configured prices.")
+    models: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="'provider/model' → price; provider is a providers entry's name or its adapter type.",
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _addressed(cls, models: dict[str, ModelPrice]) -> dict[str, ModelPrice]:
+        for address in models:
+            provider, _, model = address.partition("/")
+            if not provider or not model:
+                raise ValueError(f"price key {address!r} must be 'provider/model'")
+        return models
+
+
+class TelemetryConfig(_Section):
+    """OpenTelemetry traces over OTLP/HTTP (protobuf); needs the `otel` extra. See the README's "Traces"."""
+
+    enabled: bool | None = Field(
+        None,
+        description="None: on when OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT is set "
+        "(and OTEL_SDK_DISABLED is not true).",
+    )
+    endpoint: str | None = Field(
+        None, description="OTLP/HTTP traces URL (http://host:4318/v1/traces); default: the OTEL_* variables."
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Sent with every export (e.g. an API key).")
+    service_name: str = Field("portico", min_length=1, description="The spans' service.name (OTEL_SERVICE_NAME wins).")
+    export_delay_ms: int = Field(1000, ge=1, le=60000, description="Longest time a span waits before export.")
+
+
+class MetricsConfig(_Section):
+    require_key: bool = Field(False, description="GET /metrics asks for a gateway key, like the admin API.")
 
 
 class Settings(_Section):
@@ -122,6 +217,9 @@ class Settings(_Section):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     portkey: PortkeyConfig = Field(default_factory=PortkeyConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    pricing: PricingConfig = Field(default_factory=PricingConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     @field_validator("providers")
     @classmethod

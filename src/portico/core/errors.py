@@ -6,6 +6,7 @@
     │   ├── ValidationFailed          422  {"detail": [{loc, msg, type}]} (vLLM / FastAPI shape)
     │   ├── UnknownModel              400/404 names the provider or model
     │   ├── UnsupportedParameter      400  a provider cannot honour a parameter that changes the answer
+    │   ├── GuardrailViolation        400  a guardrail refused the input or the answer (Portkey: 446)
     │   └── PayloadTooLarge           413
     ├── AuthenticationFailed          401
     ├── NotFound                      404
@@ -76,6 +77,17 @@ class UnsupportedParameter(RequestError):
             code="unsupported_parameter",
             param=param,
         )
+
+
+class GuardrailViolation(RequestError):
+    """`code` names the guardrail that refused; `hook_results` (Portkey dialect) joins the error body."""
+
+    type = "guardrail_violation"
+
+    def __init__(self, message: str, *, guardrail: str, status: int = 400, hook_results: Any = None) -> None:
+        super().__init__(message, code=guardrail, param="guardrails")
+        self.http_status = status
+        self.hook_results = hook_results
 
 
 class PayloadTooLarge(RequestError):

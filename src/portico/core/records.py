@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -69,3 +70,20 @@ class CallRecord(NamedTuple):
         data["attempts"] = [dict(attempt) for attempt in self.attempts]
         data["metadata"] = dict(self.metadata)
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    """What a call-log query keeps: every given field must match; `since` inclusive, `until` exclusive (UTC);
+    `metadata` pairs each match the record's metadata value for that key, as a string."""
+
+    provider: str | None = None
+    model: str | None = None
+    status: int | None = None
+    trace_id: str | None = None
+    identity_id: str | None = None
+    thread_id: str | None = None
+    dialect: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    metadata: tuple[tuple[str, str], ...] = ()

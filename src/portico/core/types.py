@@ -116,6 +116,19 @@ class ProviderCredentials:
     extra_headers: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class GuardrailHook:
+    """A Portkey hook (`before_request_hooks` / `input_guardrails`, ...): its checks, by Portkey check id and
+    parameters, or `ref`, the id of a built-in or stored guardrail. `deny` refuses the request (446); without it a
+    failure is only reported (246)."""
+
+    id: str
+    phase: Literal["input", "output"]
+    checks: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    ref: str | None = None
+    deny: bool = False
+
+
 @dataclass(slots=True)
 class ChatRequest:
     """A validated, normalised chat request.
@@ -141,6 +154,10 @@ class ChatRequest:
     """None: the request named none (`text`, unless a stored prompt names its own)."""
     guardrails: tuple[tuple[str, str], ...] = ()
     """(id, execute_on) pairs, in request order."""
+    hooks: tuple[GuardrailHook, ...] = ()
+    """Portkey's guardrail hooks from `x-portkey-config`, in config order."""
+    pii_values: tuple[str, ...] = ()
+    """Values of `orq.inputs` marked `is_pii`: the model gets them, stored records never do (BEH-VAR-05)."""
     prompt_id: str | None = None
     prompt_version: int | Literal["latest"] = "latest"
     knowledge_ids: tuple[str, ...] = ()

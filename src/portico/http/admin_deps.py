@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import Response
@@ -68,6 +68,13 @@ def require_gateway_key(auth: Authenticator) -> DependsParam:
 
     dependency: DependsParam = Depends(gateway_key)
     return dependency
+
+
+def admin_router(auth: Authenticator, prefix: str, tag: str) -> APIRouter:
+    """An admin collection's router: every route under `prefix` takes the gateway key and documents 401 and 422."""
+    return APIRouter(
+        prefix=prefix, tags=[tag], dependencies=[require_gateway_key(auth)], responses=error_responses(401, 422)
+    )
 
 
 class ErrorDetail(BaseModel):

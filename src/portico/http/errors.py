@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from portico.core.errors import PorticoError, ProviderError, UpstreamHTTPError, ValidationFailed
+from portico.core.errors import GuardrailViolation, PorticoError, ProviderError, UpstreamHTTPError, ValidationFailed
 from portico.core.types import Dialect
 
 
@@ -26,6 +26,8 @@ def error_payload(error: PorticoError, dialect: Dialect) -> dict[str, Any]:
         payload["error"]["provider"] = error.provider
         if error.upstream_status is not None:
             payload["error"]["upstream_status"] = error.upstream_status
+    if isinstance(error, GuardrailViolation) and error.hook_results is not None:
+        payload["hook_results"] = error.hook_results
     if dialect == "orq":
         payload["code"] = str(error.http_status)
         payload["message"] = error.message

@@ -17,6 +17,7 @@ from portico.core.ids import time_ordered_id
 from portico.core.records import NO_METADATA, CallRecord, hash_client_key
 from portico.core.types import NO_TRACE, Usage
 from portico.http.routes.chat import Exchange
+from portico.observability.cost import Pricing
 from portico.observability.logging import redact
 from portico.pipeline.served import Served
 
@@ -27,7 +28,8 @@ _key_hash = lru_cache(maxsize=256)(hash_client_key)
 _new_record = tuple.__new__
 
 
-def record_from_exchange(ex: Exchange) -> CallRecord:
+def record_from_exchange(ex: Exchange, pricing: Pricing | None = None) -> CallRecord:
+    """`pricing` None: no price table (cost null, a cache hit 0)."""
     request, error = ex.request, ex.error
     served = ex.served or _NOT_SERVED
     if request is not None:
@@ -44,6 +46,17 @@ def record_from_exchange(ex: Exchange) -> CallRecord:
         error_type, error_message = error.type, redact(error.message[:MAX_ERROR_CHARS])
     usage = served.usage or _NO_USAGE
     latency_ms = max(0.0, (ex.finished or time.perf_counter()) - ex.started) * 1000
+    cost = ex.cost_usd
+    if cost is None:
+        cost = served_cost(pricing, served) if pricing is not None else 0.0 if served.cache_status == "HIT" else None
+    metadata = dict(trace.metadata) if trace.metadata else NO_METADATA
+    if served.saved_usage is not None:
+        metadata = _saved(pricing, served, requested_model, metadata)
+    if served.guardrails:  # every verdict (ids, phases, reasons and entity kinds; never the matched text)
+        metadata = {**metadata, "guardrails": list(served.guardrails)}
+    pii_values = request.pii_values if request is not None else ()
+    if pii_values:  # inputs marked `is_pii` never reach a stored record
+        error_message, metadata = _masked(pii_values, error_message), _masked(pii_values, metadata)
     # Positional, in `CallRecord`'s field order (the test builds every field distinct and checks each by name):
     # a keyword call with 31 arguments cost 3.0 µs, building the tuple 0.7 µs.
     return _new_record(
@@ -72,7 +85,7 @@ def record_from_exchange(ex: Exchange) -> CallRecord:
             usage.total_tokens,  # total_tokens
             usage.cached_tokens,  # cached_tokens
             usage.reasoning_tokens,  # reasoning_tokens
-            0.0 if served.cache_status == "HIT" else None,  # cost_usd: no price table yet; a hit costs nothing
+            cost,  # cost_usd
             latency_ms,  # latency_ms
             ex.overhead_ms,  # overhead_ms
             ex.overhead_ms + served.upstream_ms if stream and _committed(ex) else None,  # ttft_ms
@@ -83,16 +96,50 @@ def record_from_exchange(ex: Exchange) -> CallRecord:
                         "model": a.model,
                         "status": a.status,
                         "latency_ms": a.latency_ms,
-                        "error": a.error,
+                        "error": _masked(pii_values, a.error) if pii_values and a.error else a.error,
                     }
                     for a in served.attempts
                 ]
             ),
-            dict(trace.metadata) if trace.metadata else NO_METADATA,  # metadata
+            metadata,  # metadata
             _id_of(trace.identity) if trace.identity else None,  # identity_id
             _id_of(trace.thread) if trace.thread else None,  # thread_id
         ),
     )
+
+
+def served_cost(pricing: Pricing, served: Served) -> float | None:
+    """A cache hit costs nothing; an answer is priced from its usage; a call no upstream answered cost nothing (a
+    provider bills what it delivers); an answer whose usage never came (a stream cut short) is unknown."""
+    if served.cache_status == "HIT":
+        return 0.0
+    if served.usage is not None and served.provider:
+        return pricing.cost(served.provider, served.model, served.usage)
+    return None if served.provider else 0.0
+
+
+def _saved(
+    pricing: Pricing | None, served: Served, requested: str | None, metadata: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """A cache hit records what the replayed answer would have cost in `metadata.cost_saved_usd` (null: no price)."""
+    provider = pricing.provider_of(requested) if pricing is not None and requested else None
+    saved = None
+    if pricing is not None and provider is not None and served.saved_usage is not None:
+        saved = pricing.cost(provider, served.model, served.saved_usage)
+    return {**metadata, "cost_saved_usd": saved}
+
+
+def _masked(values: tuple[str, ...], found: Any) -> Any:
+    """`found` with every occurrence of each value replaced by `[PII]`, strings inside mappings and lists too."""
+    if isinstance(found, str):
+        for value in values:
+            found = found.replace(value, "[PII]")
+        return found
+    if isinstance(found, Mapping):
+        return {key: _masked(values, item) for key, item in found.items()}
+    if isinstance(found, list | tuple):
+        return [_masked(values, item) for item in found]
+    return found
 
 
 def _committed(ex: Exchange) -> bool:

@@ -10,10 +10,12 @@ it, so a timeout fires between its value and its value plus one tick (a quarter 
 from __future__ import annotations
 
 import asyncio
+import errno
 import heapq
-import inspect
 import logging
 import resource
+import signal
+import socket
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,7 @@ from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
 
 from portico.config.schema import ServerConfig
+from portico.observability.startup import STARTUP_FAILURE
 
 log = logging.getLogger("portico.server")
 
@@ -266,25 +269,79 @@ def build_config(
         log_level=log_level,
         lifespan="on",
         ws="none",  # no WebSocket routes: spares importing the websockets package in every worker
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=server.shutdown_grace_seconds,
     )
 
 
 def run(config: PorticoConfig) -> int:
-    """What `uvicorn.run` does with a ready config: one process, or a supervisor and `workers` processes."""
+    """What `uvicorn.run` does with a ready config: one process, or a supervisor and `workers` processes.
+
+    0 after a clean stop (SIGTERM, SIGINT); 3 when the server could not start: the port is taken, or a worker
+    failed before serving (it printed why), which stops every worker rather than respawning them forever."""
+    sock = bind(config.host, config.port)
+    if isinstance(sock, str):
+        print(sock, file=sys.stderr, flush=True)
+        return STARTUP_FAILURE
     server = uvicorn.Server(config)
     try:
         if config.workers > 1:
-            sock = config.bind_socket()
-            if "target" in inspect.signature(Multiprocess).parameters:  # uvicorn < 0.36
-                Multiprocess(config, target=server.run, sockets=[sock]).run()  # type: ignore[call-arg]
-            else:
-                Multiprocess(config, sockets=[sock]).run()
-        else:
-            server.run()
+            supervisor = Supervisor(config, sockets=[sock])
+            supervisor.run()
+            return STARTUP_FAILURE if supervisor.failed else 0
+        # uvicorn re-raises the signal that stopped it once it has drained; with the default disposition that would
+        # kill the process (-15) after a clean shutdown. SIGTERM is how orchestrators stop a service: exit 0.
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+        server.run(sockets=[sock])
     except KeyboardInterrupt:  # pragma: no cover
         pass
-    if config.workers == 1 and not server.started:
-        print("portico: the server did not start", file=sys.stderr)
-        return 3
-    return 0
+    except SystemExit as exc:  # uvicorn's own exit on a failed start; the app already said why
+        return exc.code if isinstance(exc.code, int) and exc.code else STARTUP_FAILURE
+    return 0 if server.started else STARTUP_FAILURE
+
+
+def bind(host: str, port: int) -> socket.socket | str:
+    """The listening socket, bound in the parent (workers inherit it), or the one line that says why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        hint = (
+            "stop the process that holds it, or choose another with --port"
+            if exc.errno == errno.EADDRINUSE
+            else "check --host and --port"
+        )
+        return f"portico: cannot start: cannot listen on {host}:{port} ({exc.strerror}); {hint}"
+    sock.set_inheritable(True)
+    return sock
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's worker supervisor, except that a worker dying before it ever served stops the whole server
+    (uvicorn respawns it unless it exited with code 3, forever, while the parent holds the port)."""
+
+    def __init__(self, config: PorticoConfig, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets=sockets)
+        self.failed = False
+        self._served: set[int | None] = set()
+
+    def keep_subprocess_alive(self) -> None:
+        if self.should_exit.is_set():
+            return
+        for process in self.processes:
+            if process.pid in self._served:
+                continue
+            if process.process.is_alive():
+                if process.is_ready(timeout=0.2):
+                    self._served.add(process.pid)
+                continue
+            process.join()
+            log.error("worker %s exited with code %s before it served; stopping", process.pid, process.exitcode)
+            self.failed = True
+            self.should_exit.set()
+            return
+        super().keep_subprocess_alive()
+        if self.should_exit.is_set():  # uvicorn stopped on a worker's start-up failure code
+            self.failed = True

@@ -4,10 +4,11 @@
     prompt (prompts.py)     before  resolve a stored prompt or deployment → messages  names `prompt` / a deployment
     variables (rendering)   before  render `variables` into every message             carries `variables`
     retrieval (retrieval)   before  query knowledge bases → context messages          names `knowledge_bases`
-    guardrails (guarding)   before  check the input (no upstream call on a violation) names `guardrails`
+    guardrails (guarding)   both    check or redact the input (no upstream call on a  names `guardrails` / hooks
+                                    violation); restore redacted PII in the answer
     limits (limits.py)      before  admit by rate and budget limits (next)            matches a configured limit
     cache (caching.py)      both    exact-match read; write a complete answer         asks for `cache`
-    output guard (guarding) after   check the answer (streams: buffered) (next)       names output `guardrails`
+    output guard (guarding) after   check / heal the answer (streams: held back)      names `guardrails` / hooks
     ── routed call (attempts.py over routing.py + retry.py): retries, fallbacks, load balancing, timeouts ──
     relay (streaming.py)    stream  shape usage for the client, mark partial streams  always (streams)
     record                  edge    the HTTP layer records every exchange once sent   always (off the hot path)

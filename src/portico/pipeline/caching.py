@@ -49,6 +49,8 @@ class CacheStage(Stage):
         served.cache_status = "HIT"
         served.provider, served.model = "cache", str(body.get("model") or "")
         served.usage = Usage()
+        usage = body.get("usage")
+        served.saved_usage = Usage.from_openai(usage) if isinstance(usage, dict) else None
         return ChatResult(body=body, provider="cache", model=served.model)
 
     async def after(self, call: Call, result: ChatResult) -> ChatResult:

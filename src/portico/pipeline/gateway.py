@@ -13,7 +13,7 @@ from portico.cache.replay import chunks_from_completion
 from portico.core.types import ChatChunk, ChatRequest, ChatResult
 from portico.pipeline.attempts import RoutedCall
 from portico.pipeline.caching import CacheStage
-from portico.pipeline.guarding import GuardrailStage
+from portico.pipeline.guarding import GuardrailCatalog, GuardrailStage, OutputGuardStage
 from portico.pipeline.prompts import PromptLookup, PromptStage
 from portico.pipeline.rendering import RenderStage
 from portico.pipeline.retrieval import RetrievalStage
@@ -25,13 +25,19 @@ from portico.providers.registry import ProviderRegistry
 from portico.providers.transport import Transport
 
 
-def build_stages(routed: RoutedCall, cache: Cache | None, prompts: PromptLookup | None = None) -> list[Stage]:
+def build_stages(
+    routed: RoutedCall,
+    cache: Cache | None,
+    prompts: PromptLookup | None = None,
+    guardrails: GuardrailCatalog | None = None,
+) -> list[Stage]:
     """The request path, outermost first: a stage sees the request as the stages above it left it, and the answer
     after the stages below it (and the routed call) produced it. New stages take their place here."""
-    stages: list[Stage] = [PromptStage(prompts), RenderStage(), RetrievalStage(), GuardrailStage()]
+    stages: list[Stage] = [PromptStage(prompts), RenderStage(), RetrievalStage(), GuardrailStage(guardrails)]
     # limits (admission by rate and budget) go here, before the cache: a cached answer still counts as a request
     if cache is not None:
         stages.append(CacheStage(cache, routed.target))
+    stages.append(OutputGuardStage(routed.complete))  # after the cache: checks an answer before the cache stores it
     return stages
 
 
@@ -45,10 +51,11 @@ class Gateway:
         stages: list[Stage] | None = None,
         *,
         prompts: PromptLookup | None = None,
+        guardrails: GuardrailCatalog | None = None,
     ) -> None:
         self.providers = providers
         self.routed = RoutedCall(providers, transport, router)
-        self.stages = build_stages(self.routed, cache, prompts) if stages is None else stages
+        self.stages = build_stages(self.routed, cache, prompts, guardrails) if stages is None else stages
         # One C call reads every trigger attribute; only stages with their own `active` are asked one by one.
         custom = tuple(s for s in self.stages if type(s).active is not Stage.active)
         names = tuple(dict.fromkeys(name for s in self.stages if s not in custom for name in s.triggers))

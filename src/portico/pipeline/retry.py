@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from portico.core.errors import ProviderError, UpstreamConnectionError, UpstreamProtocolError, UpstreamTimeout
 from portico.core.types import RetryPolicy
@@ -65,25 +65,3 @@ class Backoff:
                     raise
                 await self.sleep(self.delay(retries, error, policy))
                 retries += 1
-
-
-def with_retries(
-    attempt: Callable[[], Awaitable[T]],
-    policy: RetryPolicy | None,
-    *,
-    max_retry_after: float = 30.0,
-    sleep: Sleep | None = None,
-) -> Coroutine[Any, Any, T]:
-    """`Backoff(max_retry_after, sleep=sleep).run(attempt, policy)` for callers that hold no `Backoff` (a
-    router should build one once and call its `run`). Not a coroutine itself: no extra frame per attempt, and
-    the real-sleep `Backoff` is shared (building one per call cost 0.6 µs)."""
-    if sleep is not None:
-        return Backoff(max_retry_after, sleep=sleep).run(attempt, policy)
-    backoff = _SHARED.get(max_retry_after)
-    if backoff is None:
-        backoff = _SHARED[max_retry_after] = Backoff(max_retry_after)
-    return backoff.run(attempt, policy)
-
-
-_SHARED: dict[float, Backoff] = {}
-"""One real-sleep `Backoff` per cap (in practice one: `routing.max_retry_after_seconds`)."""

@@ -13,7 +13,7 @@ from typing import TypeVar
 from portico.core.errors import ProviderError, UpstreamConnectionError, UpstreamTimeout
 from portico.core.types import RetryPolicy, RoutingPlan, Target
 from portico.pipeline.health import HealthState
-from portico.pipeline.retry import with_retries
+from portico.pipeline.retry import Backoff
 
 T = TypeVar("T")
 AttemptFn = Callable[[Target, float | None], Awaitable[T]]
@@ -29,10 +29,12 @@ class Router:
         *,
         max_retry_after: float = 30.0,
         rng: Callable[[], float] = random.random,
+        backoff: Backoff | None = None,
     ) -> None:
         self.health = health
-        self.max_retry_after = max_retry_after
         self.rng = rng
+        self.backoff = backoff if backoff is not None else Backoff(max_retry_after)
+        """The wait between one target's retries; tests pass `Backoff(sleep=fake)`."""
 
     async def run(self, plan: RoutingPlan, attempt: AttemptFn[T]) -> T:
         return await self._run_node(plan, None, None, attempt)
@@ -65,7 +67,7 @@ class Router:
             await self.health.record(key, ok=True)
             return result
 
-        return await with_retries(once, retry, max_retry_after=self.max_retry_after)
+        return await self.backoff.run(once, retry)
 
     async def healthy_first(self, nodes: Sequence[Node]) -> list[Node]:
         """Cooled-down targets are skipped while any other is available, and tried last (as probes) otherwise."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from portico.core.types import Attempt, ChatChunk, Usage
 
@@ -24,6 +25,12 @@ class Served:
     partial: bool = False
     option_index: str | None = None
     """The config position of the target that served (Portkey's `x-portkey-last-used-option-index`)."""
+    saved_usage: Usage | None = None
+    """A cache hit: the usage of the answer it replayed (what the call would have cost; priced in the record)."""
+    status: int = 200
+    """The status of a successful JSON answer: Portkey's 246 when a guardrail hook failed without denying."""
+    guardrails: list[dict[str, Any]] | None = None
+    """Every guardrail verdict of the request ({id, phase, passed, reason, entities}); the call record keeps them."""
 
 
 @dataclass(slots=True)

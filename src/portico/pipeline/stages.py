@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from portico.core.types import ChatChunk, ChatRequest, ChatResult
 from portico.pipeline.served import Served
@@ -24,6 +25,8 @@ class Call:
     request: ChatRequest
     served: Served
     cache_key: str | None = None
+    guard: Any = None
+    """The guardrail stages' plan for this request (`guarding.GuardPlan`), shared by the input and output stage."""
 
 
 class Stage:

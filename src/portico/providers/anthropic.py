@@ -29,7 +29,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from pydantic import Field
 
+from portico.config.schema import AdapterOptions
 from portico.core.errors import ProviderError, UnsupportedParameter
 from portico.core.types import ChatRequest, ChatResult, JSONObject
 from portico.providers.anthropic_messages import convert_messages
@@ -271,6 +273,10 @@ def _json_instruction(fmt: Mapping[str, Any]) -> str:
     return f"Answer with JSON only{shape}. Output nothing but the JSON value."
 
 
+class AnthropicOptions(AdapterOptions):
+    default_max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, description="max_tokens when a request sets none.")
+
+
 @hookimpl
 def register_providers(register: Register) -> None:
-    register("anthropic", AnthropicProvider, env_key="ANTHROPIC_API_KEY")
+    register("anthropic", AnthropicProvider, env_key="ANTHROPIC_API_KEY", options=AnthropicOptions)

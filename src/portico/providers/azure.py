@@ -17,7 +17,7 @@ import os
 from urllib.parse import quote
 
 from portico.config.load import ConfigError
-from portico.config.schema import ProviderConfig
+from portico.config.schema import AdapterOptions, ProviderConfig
 from portico.core.types import ChatRequest
 from portico.providers.base import HttpCall
 from portico.providers.openai_compatible import VLLM_ONLY_PARAMS, Flavor, OpenAICompatibleProvider
@@ -68,6 +68,11 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
         return dataclasses.replace(call, url=url)
 
 
+class AzureOptions(AdapterOptions):
+    api_version: str = DEFAULT_API_VERSION
+    azure_ad_token: str | None = None
+
+
 @hookimpl
 def register_providers(register: Register) -> None:
-    register("azure", AzureOpenAIProvider, env_key=AZURE.env_key)
+    register("azure", AzureOpenAIProvider, env_key=AZURE.env_key, options=AzureOptions)

@@ -24,7 +24,7 @@ from urllib.parse import quote
 import orjson
 
 from portico.config.load import ConfigError
-from portico.config.schema import ProviderConfig
+from portico.config.schema import AdapterOptions, ProviderConfig
 from portico.core.errors import ProviderError
 from portico.core.types import ChatChunk, ChatRequest, ChatResult
 from portico.providers import bedrock_stream
@@ -187,4 +187,14 @@ def _credentials(botocore: Any, name: str, options: Mapping[str, Any], session: 
 def register_providers(register: Register) -> None:
     # No env_key: an AWS key id alone does not make a usable provider (SigV4 also needs the secret and a region), and
     # AWS variables set for other tools must not add a provider that then fails the gateway's startup.
-    register("bedrock", BedrockProvider, env_key=None)
+    register("bedrock", BedrockProvider, env_key=None, options=BedrockOptions)
+
+
+class BedrockOptions(AdapterOptions):
+    """Default region: $AWS_REGION / $AWS_DEFAULT_REGION, then the profile's; credentials: botocore's chain."""
+
+    region: str | None = None
+    profile: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None

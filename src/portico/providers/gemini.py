@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from portico.config.schema import ProviderConfig
+from portico.config.schema import AdapterOptions, ProviderConfig
 from portico.core.errors import ProviderError, RequestError, UnsupportedParameter
 from portico.core.types import ChatRequest, ChatResult, JSONObject
 from portico.providers.base import HttpCall, HttpProvider, StreamParser, decode_json_object
@@ -367,5 +367,9 @@ def _history_error(index: int, suffix: str, what: str) -> RequestError:
 
 @hookimpl
 def register_providers(register: Register) -> None:
-    register("gemini", GeminiProvider, env_key="GEMINI_API_KEY")
-    register("google", GeminiProvider, env_key="GEMINI_API_KEY")
+    register("gemini", GeminiProvider, env_key="GEMINI_API_KEY", options=GeminiOptions)
+    register("google", GeminiProvider, env_key="GEMINI_API_KEY", options=GeminiOptions)
+
+
+class GeminiOptions(AdapterOptions):
+    api_version: str = "v1beta"

@@ -5,14 +5,17 @@ Adding a provider is one module plus its name in `BUILTIN_PROVIDERS`; nothing el
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 import pluggy
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from portico.config.schema import ProviderConfig
+from portico.config.schema import AdapterOptions, ProviderConfig
 from portico.core.errors import UnknownModel
 from portico.providers.base import Provider
 
@@ -33,13 +36,21 @@ ProviderFactory = Callable[[str, ProviderConfig], Provider]
 
 
 class Register(Protocol):
-    def __call__(self, kind: str, factory: ProviderFactory, *, env_key: str | None = None) -> None: ...
+    def __call__(
+        self,
+        kind: str,
+        factory: ProviderFactory,
+        *,
+        env_key: str | None = None,
+        options: type[AdapterOptions] = AdapterOptions,
+    ) -> None: ...
 
 
 class _Specs:
     @hookspec
     def register_providers(self, register: Register) -> None:
-        """Call `register(kind, factory, env_key=...)` once per adapter the plugin provides."""
+        """Call `register(kind, factory, env_key=..., options=...)` once per adapter the plugin provides;
+        `options` is an `AdapterOptions` subclass declaring the keys the adapter takes (none by default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +58,7 @@ class Adapter:
     kind: str
     factory: ProviderFactory
     env_key: str | None
+    options: type[AdapterOptions] = AdapterOptions
 
 
 def load_adapters(extra_modules: tuple[str, ...] = ()) -> dict[str, Adapter]:
@@ -57,8 +69,14 @@ def load_adapters(extra_modules: tuple[str, ...] = ()) -> dict[str, Adapter]:
     manager.load_setuptools_entrypoints("portico")
     adapters: dict[str, Adapter] = {}
 
-    def register(kind: str, factory: ProviderFactory, *, env_key: str | None = None) -> None:
-        adapters[kind] = Adapter(kind, factory, env_key)
+    def register(
+        kind: str,
+        factory: ProviderFactory,
+        *,
+        env_key: str | None = None,
+        options: type[AdapterOptions] = AdapterOptions,
+    ) -> None:
+        adapters[kind] = Adapter(kind, factory, env_key, options)
 
     manager.hook.register_providers(register=register)
     return adapters
@@ -71,6 +89,35 @@ def providers_from_env(adapters: Mapping[str, Adapter], env: Mapping[str, str]) 
         if adapter.env_key and env.get(adapter.env_key):
             found[kind] = ProviderConfig(api_key=env[adapter.env_key])
     return found
+
+
+def check_provider(name: str, config: ProviderConfig, adapters: Mapping[str, Adapter]) -> list[str]:
+    """Every problem of one provider entry, each with its key path: an unknown adapter, or a key that neither
+    `ProviderConfig` nor the adapter's declared options know (with the closest known key), or a mistyped option."""
+    where = f"providers.{name}"
+    kind = config.type or name
+    adapter = adapters.get(kind)
+    if adapter is None:
+        kinds = ", ".join(sorted(adapters))
+        return [f"{where}.type: unknown adapter {kind!r}{_did_you_mean(kind, list(adapters))} (known: {kinds})"]
+    try:
+        adapter.options.model_validate(config.options)
+    except ValidationError as exc:
+        known = [*ProviderConfig.model_fields, *adapter.options.model_fields]
+        return [_option_problem(where, error, known) for error in exc.errors()]
+    return []
+
+
+def _option_problem(where: str, error: ErrorDetails, known: list[str]) -> str:
+    path = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{where}.{path}: unknown key{_did_you_mean(path, known)}"
+    return f"{where}.{path}: {error['msg']}"
+
+
+def _did_you_mean(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class ProviderRegistry:
@@ -86,13 +133,11 @@ class ProviderRegistry:
     ) -> ProviderRegistry:
         adapters = adapters if adapters is not None else load_adapters()
         built: dict[str, Provider] = {}
+        problems = [problem for name, config in configs.items() for problem in check_provider(name, config, adapters)]
+        if problems:
+            raise ValueError("\n".join(problems))
         for name, config in configs.items():
-            kind = config.type or name
-            adapter = adapters.get(kind)
-            if adapter is None:
-                known = ", ".join(sorted(adapters))
-                raise ValueError(f"providers.{name}.type: unknown adapter {kind!r} (known: {known})")
-            built[name] = adapter.factory(name, config)
+            built[name] = adapters[config.type or name].factory(name, config)
         if "mock" not in built and "mock" in adapters:
             built["mock"] = adapters["mock"].factory("mock", ProviderConfig())
         return cls(built)

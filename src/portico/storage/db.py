@@ -49,6 +49,19 @@ def async_url(url: str) -> tuple[URL, Backend]:
     raise ValueError(f"storage.url: unsupported database {parsed.drivername!r} (use sqlite:/// or postgresql://)")
 
 
+POSTGRES_DRIVER_MISSING = (
+    "storage.url names PostgreSQL but its driver, asyncpg, is not installed: pip install 'portico[postgres]'"
+)
+
+
+def schema_problem(url: URL) -> str | None:
+    """`?schema=` must be a plain identifier: it is interpolated into DDL."""
+    schema = url.query.get("schema")
+    if schema is not None and not _SCHEMA_NAME.match(str(schema)):
+        return "storage.url: ?schema= must be a plain identifier (letters, digits, _)"
+    return None
+
+
 def is_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
@@ -62,10 +75,11 @@ class Database:
         self.url, self.backend = async_url(url)
         self.schema: str | None = None
         if self.backend == "postgresql" and "schema" in self.url.query:
+            problem = schema_problem(self.url)
+            if problem:
+                raise ValueError(problem)
             self.schema = str(self.url.query["schema"])
             self.url = self.url.difference_update_query(["schema"])
-            if not _SCHEMA_NAME.match(self.schema):
-                raise ValueError("storage.url: ?schema= must be a plain identifier (letters, digits, _)")
         self.memory = self.backend == "sqlite" and is_memory(self.url)
         self.ready = False
         """True once the schema is in place (`migrate` done)."""
@@ -86,7 +100,7 @@ class Database:
                     self.url, connect_args=self._postgres_args(statement_deadline=not for_migration), **pooling
                 )
             except ModuleNotFoundError:
-                raise ValueError("storage.url names PostgreSQL: install portico[postgres] (asyncpg)") from None
+                raise ValueError(POSTGRES_DRIVER_MISSING) from None
             sa.event.listen(engine.sync_engine, "connect", _keepalive)
             return engine
         if self.memory:

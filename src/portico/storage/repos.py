@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from portico.core.records import CallRecord
+from portico.core.records import CallRecord, LogFilter
 from portico.storage.db import Database
 from portico.storage.sqlite_writer import SQLiteBatchWriter
 from portico.storage.tables import identities, request_logs
@@ -29,12 +30,38 @@ _METADATA = _COLUMNS.index("metadata")
 _SQLITE_INSERT = f"INSERT INTO request_logs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 
 
-def _where(
-    provider: str | None, model: str | None, status: int | None, trace_id: str | None
-) -> list[sa.ColumnElement[bool]]:
+def _where(filters: LogFilter) -> list[sa.ColumnElement[bool]]:
     c = request_logs.c
-    wanted = ((c.provider, provider), (c.model, model), (c.status, status), (c.trace_id, trace_id))
-    return [column == value for column, value in wanted if value is not None]
+    wanted = (
+        (c.provider, filters.provider),
+        (c.model, filters.model),
+        (c.status, filters.status),
+        (c.trace_id, filters.trace_id),
+        (c.identity_id, filters.identity_id),
+        (c.thread_id, filters.thread_id),
+        (c.dialect, filters.dialect),
+    )
+    clauses = [column == value for column, value in wanted if value is not None]
+    if filters.since is not None:
+        clauses.append(c.created_at >= filters.since)
+    if filters.until is not None:
+        clauses.append(c.created_at < filters.until)
+    for key, value in filters.metadata:  # json_extract on SQLite, ->> on PostgreSQL
+        clauses.append(c.metadata[key].as_string() == value)
+    return clauses
+
+
+def _merged(
+    where: LogFilter | None, provider: str | None, model: str | None, status: int | None, trace_id: str | None
+) -> LogFilter:
+    base = where or LogFilter()
+    return replace(
+        base,
+        provider=provider if provider is not None else base.provider,
+        model=model if model is not None else base.model,
+        status=status if status is not None else base.status,
+        trace_id=trace_id if trace_id is not None else base.trace_id,
+    )
 
 
 class StorageUnavailable(ConnectionError):
@@ -142,12 +169,16 @@ class RequestLogRepo:
         model: str | None = None,
         status: int | None = None,
         trace_id: str | None = None,
+        where: LogFilter | None = None,
+        oldest_first: bool = False,
     ) -> builtins.list[CallRecord]:
-        """Newest first."""
+        """Newest first (or oldest). `where` holds every filter; the keyword filters are kept for existing callers."""
+        filters = _merged(where, provider, model, status, trace_id)
+        order = sa.asc if oldest_first else sa.desc
         query = (
             sa.select(request_logs)
-            .where(*_where(provider, model, status, trace_id))
-            .order_by(request_logs.c.created_at.desc(), request_logs.c.id.desc())
+            .where(*_where(filters))
+            .order_by(order(request_logs.c.created_at), order(request_logs.c.id))
             .limit(limit)
             .offset(offset)
         )
@@ -174,8 +205,10 @@ class RequestLogRepo:
         model: str | None = None,
         status: int | None = None,
         trace_id: str | None = None,
+        where: LogFilter | None = None,
     ) -> int:
-        query = sa.select(sa.func.count()).select_from(request_logs).where(*_where(provider, model, status, trace_id))
+        filters = _merged(where, provider, model, status, trace_id)
+        query = sa.select(sa.func.count()).select_from(request_logs).where(*_where(filters))
         async with self.db.begin() as conn:
             return int((await conn.execute(query)).scalar_one())
 

@@ -47,7 +47,7 @@ def register_fast_adapters() -> None:
     which for a type without an adapter fails two attribute lookups and formats an AttributeError each time.
     A call-log row has about a dozen None and two bool values: that was 8 of the 17 µs per row. A registered
     adapter is found by one dict lookup instead. The values bound are unchanged (NULL, 0/1), so the adapters
-    being process-wide changes nothing for any other SQLite user."""
+    being process-wide changes nothing for any other SQLite user. Called once, by `app.tune_process()`."""
     sqlite3.register_adapter(type(None), _AS_NULL)
     sqlite3.register_adapter(bool, int)
 
@@ -62,7 +62,6 @@ class SQLiteBatchWriter:
     def __init__(
         self, path: str, table: str, columns: Sequence[str], *, busy_seconds: Callable[[], float] = lambda: 5.0
     ) -> None:
-        register_fast_adapters()
         self._path = path
         self._busy_seconds = busy_seconds
         """Read at each connect: the database's deadlines may be set after this writer is built."""

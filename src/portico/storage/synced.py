@@ -77,6 +77,14 @@ class StateSync:
         self._db_down = False
         self._redis_down = False
 
+    def problem(self) -> str | None:
+        """Why stored objects may be stale here (read by the health probe), or None while they are current."""
+        if self._db_down:
+            return "database unreachable: serving the last loaded copy"
+        if self._redis_down:
+            return "redis notifications unreachable: changes arrive by database poll only"
+        return None
+
     def namespace(self, name: str, loader: Loader[T]) -> Namespace[T]:
         if name in self.namespaces:
             raise ValueError(f"state namespace {name!r} is registered twice")

@@ -104,3 +104,11 @@ deployment_versions = sa.Table(  # every version of every deployment (storage/de
     sa.Column("created_at", sa.Float, nullable=False),
     sa.PrimaryKeyConstraint("key", "version", name="pk_deployment_versions"),
 )
+
+guardrails = sa.Table(  # custom guardrails stored through the admin API (storage/guardrails.py): id → its spec
+    "guardrails",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

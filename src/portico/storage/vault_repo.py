@@ -1,7 +1,7 @@
 """The vault's rows: virtual keys (secret still encrypted) and routing configs, as loaders and write statements
 for their `StateSync` namespaces (storage/synced.py).
 
-Writes are delete-then-insert inside the caller's transaction, which works the same on SQLite and PostgreSQL.
+Writes replace a row inside the caller's transaction (storage/statements.py).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portico.storage.secrets import SecretBox, mask
+from portico.storage.statements import delete_rows, replace_row
 from portico.storage.synced import Statements
 from portico.storage.tables import routing_configs, virtual_keys
 
@@ -58,31 +59,16 @@ def save_key(key: VirtualKey) -> Statements:
         "note": key.note,
         "created_at": key.created_at,
     }
-
-    async def run(conn: AsyncConnection) -> None:
-        await conn.execute(virtual_keys.delete().where(virtual_keys.c.id == key.id))
-        await conn.execute(virtual_keys.insert(), [row])
-
-    return run
+    return replace_row(virtual_keys, "id", row)
 
 
 def delete_key(key_id: str) -> Statements:
-    async def run(conn: AsyncConnection) -> None:
-        await conn.execute(virtual_keys.delete().where(virtual_keys.c.id == key_id))
-
-    return run
+    return delete_rows(virtual_keys, "id", key_id)
 
 
 def save_config(config_id: str, config: Mapping[str, Any]) -> Statements:
-    async def run(conn: AsyncConnection) -> None:
-        await conn.execute(routing_configs.delete().where(routing_configs.c.id == config_id))
-        await conn.execute(routing_configs.insert(), [{"id": config_id, "config": dict(config)}])
-
-    return run
+    return replace_row(routing_configs, "id", {"id": config_id, "config": dict(config)})
 
 
 def delete_config(config_id: str) -> Statements:
-    async def run(conn: AsyncConnection) -> None:
-        await conn.execute(routing_configs.delete().where(routing_configs.c.id == config_id))
-
-    return run
+    return delete_rows(routing_configs, "id", config_id)

@@ -25,6 +25,7 @@ from portico.wire.openai_chat import (
     GATEWAY_FIELDS,
     ChatCompletionRequest,
     Identity,
+    InputItem,
     LoadBalancer,
     Orq,
     ThinkingEnabled,
@@ -199,6 +200,7 @@ def build_request(
         prompt_id=prompt.id if prompt else None,
         prompt_version=prompt.version if prompt else "latest",
         knowledge_ids=tuple(k.knowledge_id for k in knowledge) if knowledge else (),
+        pii_values=_pii_values(orq.inputs) if isinstance(orq.inputs, list) else (),
     )
 
 
@@ -240,8 +242,8 @@ def routing_plan(req: ChatCompletionRequest, orq: Orq) -> RoutingPlan | None:
 
 
 def _variables(req: ChatCompletionRequest, orq: Orq) -> dict[str, Any] | None:
-    """`orq.inputs` merged under `variables` (AMB-06). `is_pii` is accepted and not kept: variable values reach
-    only the rendered messages, which no log or call record holds (BEH-VAR-05 has nothing to mask yet)."""
+    """`orq.inputs` merged under `variables` (AMB-06). Values marked `is_pii` are also kept apart
+    (`_pii_values`) so that the call record masks them (BEH-VAR-05)."""
     inputs = orq.inputs
     if inputs is None and req.variables is None:
         return None
@@ -253,6 +255,14 @@ def _variables(req: ChatCompletionRequest, orq: Orq) -> dict[str, Any] | None:
         merged.update(inputs)
     merged.update(req.variables or {})
     return merged
+
+
+def _pii_values(inputs: list[InputItem]) -> tuple[str, ...]:
+    values = []
+    for item in inputs:
+        if item.is_pii and item.value not in (None, ""):
+            values.append(item.value if isinstance(item.value, str) else msgspec.json.encode(item.value).decode())
+    return tuple(values)
 
 
 def _identity(identity: Identity | None) -> dict[str, Any] | None:

@@ -70,6 +70,19 @@ def parse_config(
     return PortkeyRouting(plan, _cache_ttl(config.get("cache")))
 
 
+def check_portkey_config(config: Mapping[str, Any], *, virtual_keys: VirtualKeys) -> str | None:
+    """Why a stored or static config could never route (its message naming the path), or None. The one validator
+    of the admin API's `PUT /v1/admin/configs/{id}` and of `portkey.configs` in the config file."""
+    try:
+        parse_config(config, model="probe", context={}, virtual_keys=virtual_keys)
+    except ConfigError as exc:
+        return exc.message
+    except RequestError as exc:  # an unknown virtual key; a conditional config may lack a default: fine here
+        if exc.code != "no_matching_condition":
+            return exc.message
+    return None
+
+
 def _node(
     spec: Mapping[str, Any], where: str, model: str, context: Mapping[str, Any], keys: VirtualKeys
 ) -> Target | RoutingPlan:

@@ -30,6 +30,7 @@ from portico.wire.portkey_config import (
     load_config,
     parse_config,
 )
+from portico.wire.portkey_hooks import parse_hooks
 
 PLACEHOLDER_KEYS = frozenset({"OPENAI_API_KEY", "PORTKEY_API_KEY", ""})
 NEVER_FORWARDED = frozenset({"authorization", "host", "content-length", "content-type", "cookie", "connection"})
@@ -86,6 +87,8 @@ def apply_portkey_headers(
         if plan.timeout_ms is None and portkey.request_timeout_ms:
             plan = replace(plan, timeout_ms=portkey.request_timeout_ms)
         changes["routing"] = plan
+        if hooks := parse_hooks(config):
+            changes["hooks"] = hooks
         if routing.cache_ttl is not None:
             changes["cache"] = CacheOptions(routing.cache_ttl, portkey.cache_namespace, portkey.cache_force_refresh)
     api_key = byok_key(headers, portkey, is_gateway_key)

@@ -1,4 +1,4 @@
-"""Everything off the chat hot path, on FastAPI: /health, /v1/models, /metrics and the OpenAPI docs at /docs.
+"""Everything off the chat hot path, on FastAPI: /health, /v1/models, /metrics, the docs at /docs and /redoc.
 
 Every error it answers, FastAPI's own 404/405/422 included, has the gateway's error shape (`http/admin_deps.py`).
 The chat routes are served by the raw ASGI handler; they are declared here only so /docs documents them, with the
@@ -13,6 +13,8 @@ from typing import Any
 import msgspec
 from fastapi import FastAPI, Response
 from fastapi.openapi.utils import get_openapi
+from fastapi.params import Depends as DependsParam
+from fastapi_offline import FastAPIOffline
 
 from portico import __version__
 from portico.http.admin_deps import (
@@ -30,8 +32,11 @@ def create_admin_app(
     health: Callable[[], dict[str, Any]],
     models: Callable[[], list[dict[str, Any]]],
     metrics: Callable[[], tuple[bytes, str]] | None = None,
+    metrics_guard: DependsParam | None = None,
 ) -> FastAPI:
-    app = FastAPI(title="Portico", version=__version__, description="Self-hosted AI gateway.")
+    # Swagger UI and ReDoc load their scripts and styles from the package (fastapi-offline), never from a CDN:
+    # the docs work on a machine without internet.
+    app = FastAPIOffline(title="Portico", version=__version__, description="Self-hosted AI gateway.")
     install_error_handlers(app)
 
     @app.get("/health", tags=["ops"])
@@ -40,14 +45,19 @@ def create_admin_app(
         response.status_code = 200 if report.get("ready") else 503
         return report
 
+    @app.get("/health/live", tags=["ops"])
+    async def get_live() -> dict[str, str]:
+        """200 while the process answers; reads no dependency (for liveness probes). Readiness: `/health`."""
+        return {"status": "live"}
+
     @app.get("/v1/models", tags=["models"])
     async def list_models() -> dict[str, Any]:
         return {"object": "list", "data": models()}
 
     if metrics is not None:
-        render = metrics
+        render, guards = metrics, [metrics_guard] if metrics_guard is not None else []
 
-        @app.get("/metrics", tags=["ops"], include_in_schema=False)
+        @app.get("/metrics", tags=["ops"], include_in_schema=False, dependencies=guards)
         async def get_metrics() -> Response:
             payload, content_type = render()
             return Response(payload, media_type=content_type)

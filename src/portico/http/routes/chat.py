@@ -30,6 +30,7 @@ from portico.http.asgi import (
 from portico.http.auth import Authenticator
 from portico.http.errors import error_body, error_headers, internal_error, status_for
 from portico.http.sse import write_stream
+from portico.observability.trace_context import traced, traceparent_of
 from portico.pipeline.gateway import Gateway
 from portico.pipeline.served import Served
 from portico.wire.convert import build_request, check_rules, validate_body
@@ -57,9 +58,12 @@ class Exchange:
     disconnected: bool = False
     portkey: bool = False
     """The request spoke Portkey (`x-portkey-*` headers): its answer carries Portkey's response headers too."""
+    cost_usd: float | None = None
+    """Set when a JSON answer is sent (its `x-portico-cost-usd` header); the call record reuses it."""
 
 
 OnDone = Callable[[Exchange], None]
+PriceServed = Callable[[Served], float | None]
 
 
 class ChatEndpoint:
@@ -74,7 +78,11 @@ class ChatEndpoint:
         virtual_keys: VirtualKeys = lambda _: None,
         stored_configs: StoredConfigs = lambda _: None,
         is_provider: Callable[[str], bool] = lambda _: False,
+        price: PriceServed | None = None,
+        tracing: bool = False,
     ) -> None:
+        self.price = price
+        self.tracing = tracing
         self.virtual_keys = virtual_keys
         self.stored_configs = stored_configs
         self.is_provider = is_provider
@@ -145,6 +153,9 @@ class ChatEndpoint:
                 stored_configs=self.stored_configs,
                 is_provider=self.is_provider,
             )
+        if self.tracing:  # off: not even a header lookup
+            request.trace = traced(request.trace, raw_headers.get(b"traceparent"))
+            request.forward_headers = {**(request.forward_headers or {}), "traceparent": traceparent_of(request.trace)}
         ex.request = request
         return request
 
@@ -153,7 +164,10 @@ class ChatEndpoint:
         served = ex.served
         assert served is not None
         ex.overhead_ms = _overhead_ms(ex, served)
-        await send_json(send, 200, body, response_headers(ex, served))
+        if self.price is not None:
+            ex.cost_usd = self.price(served)
+        ex.status = served.status  # 200, or Portkey's 246 (a guardrail hook failed without denying)
+        await send_json(send, served.status, body, response_headers(ex, served))
 
     async def _fail(self, ex: Exchange, error: PorticoError, send: Send) -> None:
         ex.status, ex.error = status_for(error, ex.dialect), error
@@ -178,6 +192,8 @@ def response_headers(ex: Exchange, served: Served) -> list[tuple[bytes, bytes]]:
         headers.append((b"x-portico-cache", served.cache_status.encode()))
     if served.dropped_params:
         headers.append((b"x-portico-dropped-params", ",".join(served.dropped_params).encode()))
+    if ex.cost_usd is not None:  # JSON answers only: a stream's headers leave before its usage is known
+        headers.append((b"x-portico-cost-usd", f"{ex.cost_usd:.8f}".encode()))
     if ex.portkey:
         headers.extend(_portkey_headers(ex, served))
     return headers

@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Query, Response
 from pydantic import BaseModel, Field
 
 from portico.core.deployments import Deployment
-from portico.http.admin_deps import error_responses, require_gateway_key
+from portico.http.admin_deps import admin_router, error_responses, require_gateway_key
 from portico.http.auth import Authenticator
 from portico.pipeline.deployments import PromptLookup
 from portico.storage.deployments import DeploymentStore, deployment_not_found
@@ -62,12 +62,7 @@ def mount_deployments_admin(
             raise deployment_not_found(key)
         return found
 
-    router = APIRouter(
-        prefix="/v1/admin/deployments",
-        tags=["deployments"],
-        dependencies=[require_gateway_key(auth)],
-        responses=error_responses(401, 422),
-    )
+    router = admin_router(auth, "/v1/admin/deployments", "deployments")
 
     @router.post("", status_code=201, responses=error_responses(409))
     async def create_deployment(body: DeploymentCreate) -> DeploymentPublic:

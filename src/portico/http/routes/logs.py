@@ -4,13 +4,14 @@ Auth and error bodies come from `http/admin_deps.py`, like every other non-chat 
 
 from __future__ import annotations
 
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, FastAPI, Query, Response
 from fastapi.responses import JSONResponse
 
-from portico.core.errors import NotFound
-from portico.core.records import CallRecord
+from portico.core.errors import FieldError, NotFound, ValidationFailed
+from portico.core.records import CallRecord, LogFilter
 from portico.http.admin_deps import error_responses, require_gateway_key
 from portico.http.auth import Authenticator
 
@@ -25,6 +26,7 @@ class LogStore(Protocol):
         model: str | None = None,
         status: int | None = None,
         trace_id: str | None = None,
+        where: LogFilter | None = None,
     ) -> list[CallRecord]: ...
 
     async def count(
@@ -34,6 +36,7 @@ class LogStore(Protocol):
         model: str | None = None,
         status: int | None = None,
         trace_id: str | None = None,
+        where: LogFilter | None = None,
     ) -> int: ...
 
     async def get(self, request_id: str) -> CallRecord | None: ...
@@ -50,11 +53,27 @@ def mount_logs(app: FastAPI, store: LogStore, auth: Authenticator) -> None:
         model: str | None = None,
         status: int | None = None,
         trace_id: str | None = None,
+        identity_id: str | None = None,
+        thread_id: str | None = None,
+        dialect: str | None = None,
+        since: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC. Inclusive.")] = None,
+        until: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC. Exclusive.")] = None,
+        metadata: Annotated[list[str] | None, Query(description="key=value, repeatable; all must match.")] = None,
     ) -> Response:
-        records = await store.list(
-            limit=limit, offset=offset, provider=provider, model=model, status=status, trace_id=trace_id
+        where = LogFilter(
+            provider,
+            model,
+            status,
+            trace_id,
+            identity_id,
+            thread_id,
+            dialect,
+            _utc(since),
+            _utc(until),
+            _pairs(metadata or []),
         )
-        total = await store.count(provider=provider, model=model, status=status, trace_id=trace_id)
+        records = await store.list(limit=limit, offset=offset, where=where)
+        total = await store.count(where=where)
         data = [r.as_json() for r in records]
         return JSONResponse({"object": "list", "data": data, "total": total, "limit": limit, "offset": offset})
 
@@ -66,3 +85,17 @@ def mount_logs(app: FastAPI, store: LogStore, auth: Authenticator) -> None:
         return JSONResponse(record.as_json())
 
     app.include_router(router)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def _pairs(given: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValidationFailed([FieldError(("query", "metadata"), f"{item!r} is not key=value")])
+        pairs.append((key, value))
+    return tuple(pairs)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Path, Response
+from fastapi import FastAPI, Path, Response
 
 from portico.core.errors import FieldError, ValidationFailed
 from portico.core.prompts import prompt_not_found
-from portico.http.admin_deps import error_responses, require_gateway_key
+from portico.http.admin_deps import admin_router, error_responses
 from portico.http.auth import Authenticator
 from portico.storage.prompts import PromptLibrary
 from portico.wire.prompts import PROMPT_ID, PromptCreate, PromptList, PromptPublic, PromptUpdate, check_prompt
@@ -19,12 +19,7 @@ PromptId = Annotated[str, Path(pattern=PROMPT_ID, description="The prompt's id."
 
 
 def mount_prompts_admin(app: FastAPI, library: PromptLibrary, auth: Authenticator) -> None:
-    router = APIRouter(
-        prefix="/v1/admin/prompts",
-        tags=["prompts"],
-        dependencies=[require_gateway_key(auth)],
-        responses=error_responses(401, 422),
-    )
+    router = admin_router(auth, "/v1/admin/prompts", "prompts")
 
     @router.post("", status_code=201, responses=error_responses(409))
     async def create_prompt(body: PromptCreate) -> PromptPublic:

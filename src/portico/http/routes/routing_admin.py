@@ -9,11 +9,11 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Response
 from pydantic import BaseModel, Field
 
-from portico.core.errors import FieldError, NotFound, RequestError, ValidationFailed
+from portico.core.errors import FieldError, NotFound, ValidationFailed
 from portico.http.admin_deps import Conflict, error_responses, require_gateway_key
 from portico.http.auth import Authenticator
 from portico.storage.vault import Vault
-from portico.wire.portkey_config import ConfigError, parse_config
+from portico.wire.portkey_config import check_portkey_config
 
 
 class VirtualKeyIn(BaseModel):
@@ -55,13 +55,9 @@ def mount_routing_admin(app: FastAPI, vault: Vault, auth: Authenticator, is_prov
 
     @router.put("/configs/{config_id}", responses=error_responses(400))
     async def put_config(config_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:  # refuse a config that could never route, now rather than on every request
-            parse_config(body, model="probe", context={}, virtual_keys=vault.resolve)
-        except ConfigError as exc:
-            raise _invalid(None, exc.message) from None
-        except RequestError as exc:  # names an unknown virtual key; conditional configs may lack a default
-            if exc.code != "no_matching_condition":
-                raise _invalid(None, exc.message) from None
+        problem = check_portkey_config(body, virtual_keys=vault.resolve)  # refuse now, not on every request
+        if problem is not None:
+            raise _invalid(None, problem)
         await vault.put_config(config_id, body)
         return {"id": config_id, "config": body}
 
