@@ -58,7 +58,8 @@ def two_workers_settle(tmp_path: Path, ask: Callable[[str], str], steps: list[St
                 assert written.status in (200, 201, 204), written.body
                 took[name] = _settle(lambda: ask(served.url), wanted, time.monotonic())
         finally:
-            served.stop()
+            output = served.stop()
+            print("\n".join(line for line in output.splitlines() if "portico.access" not in line)[-4000:])
     print("\ntwo workers, SQLite: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in took.items()))
     return took
 
@@ -66,13 +67,17 @@ def two_workers_settle(tmp_path: Path, ask: Callable[[str], str], steps: list[St
 def _settle(ask: Callable[[], str], wanted: str, since: float) -> float:
     """Seconds from `since` to the first of STREAK answers in a row that are `wanted`; fails after 10 s."""
     streak, streak_start = 0, since
+    seen: list[tuple[float, str]] = []
     while time.monotonic() - since < 10:
         sent = time.monotonic()
-        if ask() == wanted:
+        answer = ask()
+        seen.append((round(sent - since, 2), answer))
+        if answer == wanted:
             streak_start = sent if streak == 0 else streak_start
             streak += 1
             if streak == STREAK:
                 return streak_start - since
         else:
             streak = 0
-    pytest.fail(f"answers did not settle on {wanted!r} within 10 s")
+    counts = {answer: sum(1 for _, a in seen if a == answer) for _, answer in seen}
+    pytest.fail(f"answers did not settle on {wanted!r} within 10 s: {counts}; last answers {seen[-8:]}")
