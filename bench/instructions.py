@@ -71,7 +71,8 @@ async def create_deployment(port: int, model: str) -> None:
         base = f"http://127.0.0.1:{port}/v1/admin/deployments"
         async with session.post(base, json=body, headers=headers) as resp:
             if resp.status == 409:
-                async with session.put(f"{base}/bench", json=body, headers=headers) as update:
+                update_body = {k: v for k, v in body.items() if k != "key"}  # the key is in the path
+                async with session.put(f"{base}/bench", json=update_body, headers=headers) as update:
                     update.raise_for_status()
             else:
                 resp.raise_for_status()

@@ -262,3 +262,41 @@ def test_a_client_trace_id_is_kept_and_the_span_is_new(stack: Stack) -> None:
         assert answer["telemetry"]["span_id"] != "00f067aa0ba902b7"
     other = stack.post("/v2/deployments/invoke", {"key": key}, headers={"x-portkey-trace-id": "my-trace"}).json()
     assert re.fullmatch(r"[0-9a-f]{32}", other["telemetry"]["trace_id"])
+
+
+def test_a_request_that_adds_nothing_sends_the_variant_each_time_and_others_do_not_leak(stack: Stack) -> None:
+    """Requests that add nothing share a body worked out once per version (pipeline/deployments.py `_Base`):
+    what other requests add never shows in it, a stream still asks for usage, and a new version is seen."""
+    key = new_key()
+    messages = [{"role": "system", "content": "{{greeting}} from {{team}}"}]
+    create(
+        stack,
+        {
+            "key": key,
+            "model": "openai/gpt-4o",
+            "prompt": {"messages": messages},
+            "inputs": {"greeting": "Hi", "team": "ops"},
+            "parameters": {"max_tokens": 50},
+            "fallbacks": ["openai/gpt-4o-mini"],
+        },
+    )
+    plain = {"key": key}
+    assert stack.post("/v2/deployments/invoke", plain).status == 200
+    first = sent(stack)
+    assert first["messages"] == [{"role": "system", "content": "Hi from ops"}] and first["max_tokens"] == 50
+    busy = {"key": key, "inputs": {"greeting": "Yo"}, "messages": HELLO, "extra_params": {"temperature": 0.3}}
+    assert stack.post("/v2/deployments/invoke", busy).status == 200
+    assert [m["content"] for m in sent(stack)["messages"]] == ["Yo from ops", "hello"]
+    assert sent(stack)["temperature"] == 0.3
+    streamed = stack.post("/v2/deployments/stream", plain)
+    assert streamed.status == 200 and sse(streamed)[-1]["is_final"] is True
+    assert sent(stack)["stream_options"] == {"include_usage": True}
+    for _ in range(2):
+        answer = stack.post("/v2/deployments/invoke", plain)
+        assert answer.status == 200 and answer.json()["choices"][0]["message"]["type"] == "content"
+        assert sent(stack) == first
+    update = {"model": "openai/gpt-4o", "prompt": {"messages": messages}, "inputs": {"greeting": "Hey", "team": "ops"}}
+    assert put(stack, f"/v1/admin/deployments/{key}", update).status == 200
+    assert stack.post("/v2/deployments/invoke", plain).status == 200
+    assert sent(stack)["messages"] == [{"role": "system", "content": "Hey from ops"}]
+    assert "max_tokens" not in sent(stack)

@@ -62,11 +62,45 @@ async def test_two_workers_creating_one_key_make_one_deployment(database: Databa
     await a.create("same", content("openai/a"), "01A")
     with pytest.raises(DeploymentConflict):
         await b.create("same", content("openai/b"), "01B")
-    assert await b.delete("same") is False  # b has not loaded it yet
-    await b.sync.refresh()
-    assert await b.delete("same") is True
+    assert await b.delete("same") is True  # b has not polled yet: the delete reads the database first
     await a.sync.refresh()
     assert a.get("same") is None
+
+
+async def test_a_rollback_on_a_worker_that_has_not_seen_the_latest_version_writes_it(database: Database) -> None:
+    """The CI flake of test_workers_e2e: the rollback landed on the worker whose poll had not yet loaded v2, which
+    compared v1 with its stale current (v1), answered "unchanged" and wrote nothing; every worker kept v2."""
+    a, b = await worker(database), await worker(database)
+    await a.create("greeter", content("openai/model-one"), "01ID")
+    await b.sync.refresh()
+    await a.update("greeter", content("openai/model-two"))  # b has not polled since
+    rolled = await b.rollback("greeter", 1)
+    assert rolled.version == 3 and rolled.variant("default").model == "openai/model-one"
+    await a.sync.refresh()
+    for store in (a, b):
+        current = store.get("greeter")
+        assert current is not None and current.version == 3
+    same, changed = await a.update("greeter", content("openai/model-one"))
+    assert not changed and same.version == 3
+    four, changed = await b.update("greeter", content("openai/model-two"))  # b's copy is current again
+    assert changed and four.version == 4
+
+
+async def test_an_update_equal_to_a_stale_current_is_still_written(database: Database) -> None:
+    a, b = await worker(database), await worker(database)
+    await a.create("k", content("openai/one"), "01ID")
+    await b.sync.refresh()
+    await a.update("k", content("openai/two"))
+    latest, changed = await b.update("k", content("openai/one"))  # equal to b's stale current, not the stored one
+    assert changed and latest.version == 3
+
+
+async def test_a_key_created_through_another_worker_can_be_updated_at_once(database: Database) -> None:
+    a, b = await worker(database), await worker(database)
+    await a.create("fresh", content("openai/one"), "01ID")
+    assert await b.find("fresh") is not None  # b had not polled: find reads the database
+    latest, changed = await b.update("fresh", content("openai/two"))
+    assert changed and latest.version == 2
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +40,21 @@ class Served:
         self.process = subprocess.Popen(
             [*command, "--workers", str(workers)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
+        # Read as it comes: a pipe read only at stop() fills up (64 KiB, ~250 access-log lines), and a worker that
+        # then logs anything blocks its event loop on the write.
+        self._output: list[bytes] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        stream = self.process.stdout
+        assert stream is not None
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            self._output.append(chunk)
+
+    def _collected(self) -> str:
+        self._reader.join(timeout=10)
+        return b"".join(self._output).decode(errors="replace")
 
     def wait_healthy(self) -> None:
         deadline = time.monotonic() + 30
@@ -50,18 +66,19 @@ class Served:
                 pass
             if time.monotonic() > deadline or self.process.poll() is not None:
                 self.process.kill()
-                output = self.process.communicate(timeout=10)[0].decode(errors="replace")
-                pytest.fail(f"portico serve did not become healthy:\n{output}")
+                self.process.wait(timeout=10)
+                pytest.fail(f"portico serve did not become healthy:\n{self._collected()}")
             time.sleep(0.1)
 
     def stop(self) -> str:
         if self.process.poll() is None:
             self.process.terminate()
         try:
-            output = self.process.communicate(timeout=30)[0].decode(errors="replace")
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            output = self.process.communicate(timeout=10)[0].decode(errors="replace")
+            self.process.wait(timeout=10)
+        output = self._collected()
         assert "Traceback" not in output, output
         return output
 

@@ -7,22 +7,25 @@ The result is the router body the variant stands for, validated and converted by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from portico.core.deployments import Deployment, Variant, placeholders
 from portico.core.errors import FieldError, NotFound, ValidationFailed
 from portico.core.prompts import StoredPrompt, Version
-from portico.core.types import ChatRequest, JSONObject
+from portico.core.types import ChatRequest, JSONObject, TraceInfo
 from portico.pipeline.templating import render_messages
 from portico.wire.convert import build_request, validate_body
 from portico.wire.deployments import DeploymentInvoke
-from portico.wire.openai_chat import GATEWAY_FIELDS
+from portico.wire.openai_chat import GATEWAY_FIELDS, ChatCompletionRequest
 
 PromptLookup = Callable[[str, Version], StoredPrompt | None]
 _RESERVED = GATEWAY_FIELDS | {"messages", "stream", "stream_options"}
 _LEADING = ("system", "developer")
+_FROM_REQUEST = ("identity", "contact", "thread")
+"""Router fields a request passes on as sent, in the router body's order."""
+_FROM_REQUEST_SET = frozenset(_FROM_REQUEST)
 
 
 @dataclass(slots=True)
@@ -36,6 +39,9 @@ class Resolved:
     parameters: dict[str, Any]
     tools: list[JSONObject] | None = None
     response_format: JSONObject | None = None
+    fixed: _Base | None = None
+    """Set when the request added nothing to what the variant sends (no inputs, messages or `extra_params`):
+    its router body then is the one of every such request, validated once (`_Base.bodies`)."""
 
 
 def resolve(
@@ -47,34 +53,121 @@ def resolve(
         message = f"Deployment '{deployment.key}' (variant '{variant.name}') uses no knowledge base to filter"
         raise ValidationFailed([FieldError(("body", "knowledge_filter"), message)])
     stored = _stored_prompt(deployment, variant, prompts)
-    base = stored.messages if stored is not None and not variant.messages else variant.messages
-    engine = variant.template_engine if stored is None or variant.template_engine != "text" else stored.template_engine
-    defaults = {**(stored.variables if stored is not None else {}), **variant.inputs}
-    values = {**defaults, **_inputs(invoke)}
-    if engine == "jinja":
-        rendered = _render(deployment, variant, list(base), values, engine)
+    base = _base_of(deployment, variant, stored)
+    inputs = invoke.inputs
+    if inputs:
+        values = {**base.defaults, **_inputs(invoke)}
+        if base.engine != "jinja":
+            _check_inputs(deployment, base.names, values)
+        render = base.engine == "jinja" or base.names
+        rendered = _render(deployment, variant, list(base.messages), values, base.engine) if render else base.messages
     else:
-        names = placeholders(base) if base is not variant.messages else variant.placeholders
-        _check_inputs(deployment, names, values)
-        rendered = _render(deployment, variant, list(base), values, engine) if names else list(base)
-    lead = 0
-    while lead < len(rendered) and rendered[lead].get("role") in _LEADING:
-        lead += 1
-    messages = [*rendered[:lead], *(raw.get("prefix_messages") or ()), *rendered[lead:], *(raw.get("messages") or ())]
-    parameters = {**(stored.parameters if stored is not None else {}), **variant.parameters}
-    extra = invoke.extra_params or {}
+        rendered = base.rendered if base.rendered is not None else _render_defaults(deployment, variant, base)
+    prefix, appended = raw.get("prefix_messages"), raw.get("messages")
+    if prefix:
+        lead = base.lead if rendered is base.rendered else _lead(rendered)
+        messages = [*rendered[:lead], *prefix, *rendered[lead:], *(appended or ())]
+    else:
+        messages = [*rendered, *appended] if appended else list(rendered)
+    parameters = base.parameters
+    extra = invoke.extra_params
     if extra:
         reserved = sorted(_RESERVED.intersection(extra))
         if reserved:
             message = "Set by the deployment, not a model parameter"
             raise ValidationFailed([FieldError(("body", "extra_params", n), message) for n in reserved])
-        parameters.update(extra)
-    model = variant.model or (stored.model if stored is not None else None) or ""
-    tools = variant.tools if variant.tools is not None else (stored.tools if stored is not None else None)
-    response_format = variant.response_format or (stored.response_format if stored is not None else None)
+        parameters = {**parameters, **extra}
+    tools = base.tools
+    fixed = not (inputs or prefix or appended or extra)
     return Resolved(
-        deployment, variant, model, messages, parameters, list(tools) if tools is not None else None, response_format
+        deployment,
+        variant,
+        base.model,
+        messages,
+        parameters,
+        list(tools) if tools is not None else None,
+        base.response_format,
+        base if fixed else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    """What a variant (with the stored prompt version it names) sends whatever the request says: worked out
+    once per version instead of on every invocation. `rendered` is the messages with the default inputs, when
+    they render (else None: the request then gets the error)."""
+
+    messages: tuple[JSONObject, ...]
+    engine: str
+    defaults: Mapping[str, Any]
+    names: tuple[str, ...]
+    parameters: dict[str, Any]
+    """Shared by every request that has no `extra_params`: read, never changed."""
+    model: str
+    tools: tuple[JSONObject, ...] | None
+    response_format: JSONObject | None
+    rendered: tuple[JSONObject, ...] | None = None
+    lead: int = 0
+    bodies: dict[bool, tuple[dict[str, Any], ChatCompletionRequest]] = field(default_factory=dict)
+    """stream → the router body of a request that adds nothing (`Resolved.fixed`), and its validated form."""
+
+
+_BASES: dict[tuple[int, int], tuple[Variant, StoredPrompt | None, _Base]] = {}
+"""(id(variant), id(stored prompt)) → the objects (kept, so that an id is not reused while its entry lives)."""
+_MAX_BASES = 4096
+
+
+def _base_of(deployment: Deployment, variant: Variant, stored: StoredPrompt | None) -> _Base:
+    key = (id(variant), id(stored))
+    entry = _BASES.get(key)
+    if entry is not None and entry[0] is variant and entry[1] is stored:
+        return entry[2]
+    base = _new_base(deployment, variant, stored)
+    if len(_BASES) >= _MAX_BASES:  # old versions: dropped all at once, rebuilt on demand
+        _BASES.clear()
+    _BASES[key] = (variant, stored, base)
+    return base
+
+
+def _new_base(deployment: Deployment, variant: Variant, stored: StoredPrompt | None) -> _Base:
+    messages = tuple(stored.messages) if stored is not None and not variant.messages else variant.messages
+    engine = variant.template_engine if stored is None or variant.template_engine != "text" else stored.template_engine
+    names = placeholders(messages) if messages is not variant.messages else variant.placeholders
+    tools = variant.tools if variant.tools is not None else (stored.tools if stored is not None else None)
+    base = _Base(
+        messages=messages,
+        engine=engine,
+        defaults={**(stored.variables if stored is not None else {}), **variant.inputs},
+        names=names,
+        parameters={**(stored.parameters if stored is not None else {}), **variant.parameters},
+        model=variant.model or (stored.model if stored is not None else None) or "",
+        tools=tuple(tools) if tools is not None else None,
+        response_format=variant.response_format or (stored.response_format if stored is not None else None),
+    )
+    try:
+        rendered = tuple(_render_defaults(deployment, variant, base))
+    except ValidationFailed:
+        return base
+    return replace(base, rendered=rendered, lead=_lead(rendered))
+
+
+def _render_defaults(deployment: Deployment, variant: Variant, base: _Base) -> tuple[JSONObject, ...]:
+    """The messages with no request input: the defaults, rendered (the same errors as any request's)."""
+    values = dict(base.defaults)
+    if base.engine == "jinja":
+        return tuple(_render(deployment, variant, list(base.messages), values, base.engine))
+    _check_inputs(deployment, base.names, values)
+    if not base.names:
+        return base.messages
+    return tuple(_render(deployment, variant, list(base.messages), values, base.engine))
+
+
+def _lead(messages: Sequence[JSONObject]) -> int:
+    """How many leading system/developer messages: `prefix_messages` go after them."""
+    lead = 0
+    while lead < len(messages) and messages[lead].get("role") in _LEADING:
+        lead += 1
+    return lead
 
 
 def chat_request(
@@ -89,23 +182,38 @@ def chat_request(
 ) -> ChatRequest:
     """The router body the variant stands for, through the router's validation and conversion. Streams always
     ask the upstream for usage: the call log needs it, and the reply shows it only when `include_usage` says so."""
-    body = _router_body(resolved, invoke, raw)
-    if stream:
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-    try:
-        wire = validate_body(body)
-    except ValidationFailed as failed:
-        raise _from_extra_params(failed, invoke.extra_params or {}) from None
+    fixed = resolved.fixed
+    if fixed is not None and _FROM_REQUEST_SET.isdisjoint(raw):
+        cached = fixed.bodies.get(stream)
+        if cached is None:
+            body = _router_body(resolved, raw, stream=stream)
+            cached = fixed.bodies[stream] = (dict(body), _validated(body, invoke))
+        # A copy, as `build_request` consumes it; the messages are this request's own list, as on every path.
+        body = {**cached[0], "messages": resolved.messages}
+        wire = cached[1]
+    else:
+        body = _router_body(resolved, raw, stream=stream)
+        wire = _validated(body, invoke)
     request = build_request(body, wire, dialect="orq", client_key=client_key)
-    # Set in place: the request was built just now and nothing else holds it (a second `replace` of all its
-    # fields cost more than the rest of this function).
-    request.trace = replace(request.trace, trace_id=trace_id, span_id=span_id)
+    # `metadata` (validated as the invocation's) goes on the trace, not through the router's conversion: the
+    # deployment's own keys in it alone sent every invocation down `build_request`'s slow path. Set in place:
+    # the request was built just now and nothing else holds it.
+    trace = request.trace
+    metadata = _metadata(resolved, invoke, raw)
+    request.trace = TraceInfo(trace_id, span_id, trace.parent_span_id, metadata, trace.identity, trace.thread)
     return request
 
 
-def _router_body(resolved: Resolved, invoke: DeploymentInvoke, raw: Mapping[str, Any]) -> dict[str, Any]:
-    variant, deployment = resolved.variant, resolved.deployment
+def _validated(body: dict[str, Any], invoke: DeploymentInvoke) -> ChatCompletionRequest:
+    try:
+        return validate_body(body)
+    except ValidationFailed as failed:
+        raise _from_extra_params(failed, invoke.extra_params or {}) from None
+
+
+def _router_body(resolved: Resolved, raw: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
+    """Streams always ask the upstream for usage: the call log needs it (the reply shows it when asked)."""
+    variant = resolved.variant
     body: dict[str, Any] = {**resolved.parameters, "model": resolved.model, "messages": resolved.messages}
     if resolved.tools is not None:
         body["tools"] = resolved.tools
@@ -123,9 +231,17 @@ def _router_body(resolved: Resolved, invoke: DeploymentInvoke, raw: Mapping[str,
         body["guardrails"] = [{"id": g, "execute_on": on} for g, on in variant.guardrails]
     if variant.knowledge_bases:
         body["knowledge_bases"] = [{"knowledge_id": k} for k in variant.knowledge_bases]
-    for name in ("identity", "contact", "thread"):
+    for name in _FROM_REQUEST:
         if raw.get(name) is not None:
             body[name] = raw[name]
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _metadata(resolved: Resolved, invoke: DeploymentInvoke, raw: Mapping[str, Any]) -> dict[str, Any]:
+    deployment, variant = resolved.deployment, resolved.variant
     metadata: dict[str, Any] = {
         **(invoke.metadata or {}),
         "deployment_key": deployment.key,
@@ -136,8 +252,7 @@ def _router_body(resolved: Resolved, invoke: DeploymentInvoke, raw: Mapping[str,
         metadata["file_ids"] = invoke.file_ids
     if raw.get("documents"):
         metadata["documents"] = raw["documents"]  # for evaluators and guardrails; never sent to the model
-    body["metadata"] = metadata
-    return body
+    return metadata
 
 
 def _from_extra_params(failed: ValidationFailed, extra: Mapping[str, Any]) -> ValidationFailed:

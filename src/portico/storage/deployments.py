@@ -48,6 +48,13 @@ class DeploymentStore:
         history = self._rows.data.get(key)
         return history[-1] if history else None
 
+    async def find(self, key: str) -> Deployment | None:
+        """The current version for an admin path: if this copy has none, the database is read first (the key may
+        have been created through another worker since the last poll)."""
+        if key not in self._rows.data:
+            await self.sync.catch_up()
+        return self.get(key)
+
     def versions(self, key: str) -> History | None:
         return self._rows.data.get(key)
 
@@ -66,30 +73,32 @@ class DeploymentStore:
 
     async def update(self, key: str, content: Mapping[str, Any]) -> tuple[Deployment, bool]:
         """A new version unless the content equals the current one's; returns (current, whether it is new)."""
-
-        def successor(history: History) -> Deployment | None:
-            current = history[-1]
-            kept_id = {**content, "id": current.id}
-            if content_hash(kept_id) == content_hash(current.content):
-                return None
-            return Deployment.from_content(key, current.version + 1, kept_id, history[0].created_at, time.time())
-
-        return await self._rows.update(key, successor)
+        return await self._rows.update(key, lambda history: _successor(key, history, content))
 
     async def rollback(self, key: str, version: int) -> Deployment:
-        """Make an old version current again, as a new version (history is never rewritten)."""
-        old = self.version(key, version)
-        if old is None:
-            raise deployment_not_found(key) if key not in self._rows.data else deployment_not_found(key, version)
-        current = self.get(key)
-        assert current is not None
-        if content_hash(old.content) == content_hash(current.content):
-            return current
-        new, _ = await self.update(key, old.content)
+        """Make an old version current again, as a new version (history is never rewritten). Decided on the
+        stored history (`update` catches up first), never on a copy that has not seen the latest version."""
+
+        def successor(history: History) -> Deployment | None:
+            old = next((d for d in history if d.version == version), None)
+            if old is None:
+                raise deployment_not_found(key, version)
+            return _successor(key, history, old.content)
+
+        new, _ = await self._rows.update(key, successor)
         return new
 
     async def delete(self, key: str) -> bool:
         return await self._rows.delete(key)
+
+
+def _successor(key: str, history: History, content: Mapping[str, Any]) -> Deployment | None:
+    """The version after `history` holding `content` (the deployment keeps its id), or None if it is unchanged."""
+    current = history[-1]
+    kept_id = {**content, "id": current.id}
+    if content_hash(kept_id) == content_hash(current.content):
+        return None
+    return Deployment.from_content(key, current.version + 1, kept_id, history[0].created_at, time.time())
 
 
 def _from_row(key: str, row: RowMapping, earlier: Sequence[Deployment]) -> Deployment:

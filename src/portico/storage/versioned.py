@@ -1,6 +1,7 @@
 """Objects kept as numbered, immutable versions (`VersionedRows`): one table row per version, every history in
 memory through a `StateSync` namespace. A write checks, inside its transaction, that the newest stored version is
-the one before its own, so two writers (workers or instances) racing on one key cannot both write a version.
+the one before its own, so two writers (workers or instances) racing on one key cannot both write a version; and
+every write first catches up with the database, so no decision (exists, missing, unchanged) rests on a stale copy.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class VersionedRows(Generic[V]):
         return self._ns.data
 
     async def create(self, key: str, first: V) -> V:
+        await self.sync.catch_up()  # a key deleted through another worker is free again
         if key in self._ns.data:
             raise self.kind.exists(key)
         try:
@@ -72,7 +74,10 @@ class VersionedRows(Generic[V]):
 
     async def update(self, key: str, successor: Callable[[tuple[V, ...]], V | None]) -> tuple[V, bool]:
         """The version `successor(history)` builds, or (None) the latest unchanged; returns (latest, whether new).
-        After a lost race `successor` is asked again, since the version it built on is no longer the latest."""
+        After a lost race `successor` is asked again, since the version it built on is no longer the latest.
+        The copy is brought up to date first: "unchanged" (no write) must compare with the stored latest, not with
+        one this process has not reloaded yet (a rollback decided on a stale copy answered 200 and wrote nothing)."""
+        await self.sync.catch_up()
         for _ in range(_ATTEMPTS):
             history = self._ns.data.get(key)
             if history is None:
@@ -90,6 +95,7 @@ class VersionedRows(Generic[V]):
 
     async def delete(self, key: str) -> bool:
         """Removes every version (a later create of the same key starts again at version 1)."""
+        await self.sync.catch_up()  # a key created through another worker is there to delete
         if key not in self._ns.data:
             return False
         await self.sync.write(self._ns, key, None, delete_rows(self.kind.table, self.kind.key_column, key))

@@ -9,8 +9,9 @@ import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
+import msgspec
 import orjson
 
 from portico.core.types import ChatChunk, JSONObject, Usage
@@ -37,7 +38,7 @@ ORQ_PROVIDERS: Mapping[str, str] = {
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
 """Every 10-bit value as two base32 characters: a ULID is 13 lookups (half the work of one per character)."""
-_SHIFTS = range(120, -1, -10)
+_40_BITS = (1 << 40) - 1
 
 
 def orq_provider(adapter: str) -> str:
@@ -45,16 +46,33 @@ def orq_provider(adapter: str) -> str:
 
 
 def new_ulid(now_ms: int | None = None) -> str:
-    """A ULID: 48 bits of milliseconds, then 80 random bits, in Crockford's base32 (26 characters)."""
-    value = (time.time_ns() // 1_000_000 if now_ms is None else now_ms) << 80 | random.getrandbits(80)
-    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+    """A ULID: 48 bits of milliseconds, then 80 random bits, in Crockford's base32 (26 characters).
+
+    Written out, on three small ints instead of one of 128 bits: a loop of shifts on the big one cost 1.8x."""
+    t = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    r = random.getrandbits(80)
+    hi, lo, p = r >> 40, r & _40_BITS, _PAIRS
+    return "".join(
+        (
+            p[t >> 40 & 1023], p[t >> 30 & 1023], p[t >> 20 & 1023], p[t >> 10 & 1023], p[t & 1023],
+            p[hi >> 30], p[hi >> 20 & 1023], p[hi >> 10 & 1023], p[hi & 1023],
+            p[lo >> 30], p[lo >> 20 & 1023], p[lo >> 10 & 1023], p[lo & 1023],
+        )
+    )  # fmt: skip
 
 
 def new_trace_ids(given: bytes | None = None) -> tuple[str, str]:
     """W3C trace context ids (AMB-51): 32 and 16 lower-case hex digits, never all zero. A client's trace id (a
     `traceparent` header's, or `x-portkey-trace-id` when it is a W3C id) is kept; the span is always new."""
     trace_id = _w3c_trace_id(given) if given else None
-    return trace_id or f"{random.getrandbits(128) | 1:032x}", f"{random.getrandbits(64) | 1:016x}"
+    if trace_id is not None:
+        return trace_id, f"{random.getrandbits(64) | 1:016x}"
+    both = f"{random.getrandbits(192) | _LOW_BITS:048x}"  # one draw for both ids
+    return both[:32], both[32:]
+
+
+_LOW_BITS = 1 << 64 | 1
+"""The lowest bit of each id (trace, then span) in one 192-bit draw: neither can be all zero."""
 
 
 def _w3c_trace_id(given: bytes) -> str | None:
@@ -67,11 +85,19 @@ def _w3c_trace_id(given: bytes) -> str | None:
 
 
 def iso_now(now_ms: int | None = None) -> str:
-    """ISO 8601 in UTC with milliseconds and `Z`; `time.strftime`, as `datetime.isoformat` cost three times more."""
+    """ISO 8601 in UTC with milliseconds and `Z`. The text up to the second is formatted once per second (it was
+    two `strftime` calls per answer)."""
     if now_ms is None:
         now_ms = time.time_ns() // 1_000_000
     seconds, ms = divmod(now_ms, 1000)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{ms:03d}Z"
+    second = _SECOND[0]
+    if second[0] != seconds:  # replaced whole, so a reader in another thread never sees half of it
+        second = _SECOND[0] = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds)))
+    return f"{second[1]}{ms:03d}Z"
+
+
+_SECOND: list[tuple[int, str]] = [(-1, "")]
+"""The last second `iso_now` formatted, and its text."""
 
 
 @dataclass(slots=True)
@@ -124,8 +150,32 @@ def usage_object(usage: Usage) -> JSONObject:
     }
 
 
-def invoke_body(frame: ReplyFrame, completion: JSONObject, raw: bytes | None, usage: Usage) -> JSONObject:
-    """The non-streaming answer: the final object, with the upstream's answer as `provider_response`."""
+class _Choice(TypedDict, total=False):
+    index: Any
+    message: Any
+    finish_reason: Any
+
+
+class _Shown(TypedDict, total=False):
+    choices: list[_Choice] | None
+    system_fingerprint: Any
+
+
+_SHOWN = msgspec.json.Decoder(_Shown)
+"""The parts of an upstream answer the deployment answer shows: decoding only them (msgspec skips the rest) cost
+half of decoding the whole answer, which is relayed as its bytes anyway."""
+
+
+def invoke_body(frame: ReplyFrame, completion: JSONObject | None, raw: bytes | None, usage: Usage) -> JSONObject:
+    """The non-streaming answer: the final object, with the upstream's answer as `provider_response`.
+    `completion` None: read from `raw`."""
+    if completion is None:
+        assert raw is not None
+        try:
+            shown: Any = _SHOWN.decode(raw)  # a dict with those keys: `_Shown` is a TypedDict
+            completion = shown
+        except msgspec.DecodeError:  # choices that are not objects: shaped as before, from the whole answer
+            completion = orjson.loads(raw)
     out = frame.final(usage, completion.get("system_fingerprint"))
     out["provider_response"] = orjson.Fragment(raw) if raw is not None else completion
     out["choices"] = [

@@ -72,6 +72,10 @@ class DeploymentEndpoint(ChatEndpoint):
         super().__init__(gateway, auth, max_body_bytes=max_body_bytes, on_done=on_done)
         self.deployments = deployments
         self.prompts = prompts
+        self._orq_models: dict[str, tuple[str, str]] = {}
+        """`provider/model` → orq's provider name and the bare model (`orq_model`)."""
+        self._orq_names: dict[str, str] = {}
+        """Configured provider → orq's provider name: the names are the registry's, so this stays small."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw_headers: dict[bytes, bytes] = dict(scope["headers"])
@@ -139,7 +143,8 @@ class DeploymentEndpoint(ChatEndpoint):
             return
         result, _ = await self.gateway.chat(request, served)
         self._served_by(job.frame, served)
-        body = orjson.dumps(invoke_body(job.frame, result.body, result.raw, result.usage))
+        completion = result.body if result.raw is None else None  # relayed bytes: only what is shown is decoded
+        body = orjson.dumps(invoke_body(job.frame, completion, result.raw, result.usage))
         ex.overhead_ms = _overhead_ms(ex, served)
         await send_json(send, 200, body, chat_headers(ex, served))
 
@@ -155,11 +160,21 @@ class DeploymentEndpoint(ChatEndpoint):
             await send_json(send, 200, orjson.dumps(mock_body(job.frame, text)), headers)
 
     def _provider_of(self, address: str) -> tuple[str, str]:
-        return orq_model(self.gateway.providers, address)
+        hit = self._orq_models.get(address)
+        if hit is None:
+            hit = orq_model(self.gateway.providers, address)
+            if len(self._orq_models) < 4096:  # the registry does not change: an answer holds for the process
+                self._orq_models[address] = hit
+        return hit
 
     def _served_by(self, frame: ReplyFrame, served: Served) -> None:
-        if served.provider and served.provider in self.gateway.providers:
-            frame.provider = orq_provider(adapter_of(self.gateway.providers.get(served.provider)))
+        name = served.provider
+        if name:
+            orq_name = self._orq_names.get(name)
+            if orq_name is None and name in self.gateway.providers:
+                orq_name = self._orq_names[name] = orq_provider(adapter_of(self.gateway.providers.get(name)))
+            if orq_name is not None:
+                frame.provider = orq_name
         if served.model:
             frame.model = served.model
 

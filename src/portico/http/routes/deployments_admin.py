@@ -81,7 +81,8 @@ def mount_deployments_admin(
     @router.put("/{key}", responses=error_responses(404))
     async def update_deployment(key: str, body: DeploymentUpdate, response: Response) -> DeploymentPublic:
         """A new version, unless the body equals the current version (then nothing is written)."""
-        existing(key)
+        if await store.find(key) is None:  # 404 before the body's checks, read from the database, not a stale copy
+            raise deployment_not_found(key)
         deployment, new = await store.update(key, deployment_content(body, prompt_model))
         response.headers["x-portico-deployment-changed"] = "true" if new else "false"
         return public(deployment)
