@@ -49,8 +49,9 @@ class Served:
     def _read(self) -> None:
         stream = self.process.stdout
         assert stream is not None
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            self._output.append(chunk)
+        with stream:  # closed once the server has gone (end of file), so no descriptor outlives it
+            for chunk in iter(lambda: stream.read1(65536), b""):
+                self._output.append(chunk)
 
     def _collected(self) -> str:
         self._reader.join(timeout=10)
