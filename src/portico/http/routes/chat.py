@@ -60,6 +60,8 @@ class Exchange:
     """The request spoke Portkey (`x-portkey-*` headers): its answer carries Portkey's response headers too."""
     cost_usd: float | None = None
     """Set when a JSON answer is sent (its `x-portico-cost-usd` header); the call record reuses it."""
+    recorded: bool = True
+    """False for an answer that called no model and must leave no record (a deployment's mock or config)."""
 
 
 OnDone = Callable[[Exchange], None]
@@ -94,20 +96,11 @@ class ChatEndpoint:
         self.watches = DisconnectWatches()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """What every raw endpoint shares: the exchange, its error replies, disconnects and its call record."""
         headers: dict[bytes, bytes] = dict(scope["headers"])  # raw: decoding every header cost 6x this dict
         ex = Exchange(scope["path"], _request_id(headers), time.perf_counter())
-        ex.dialect = "orq" if ex.path.startswith("/v2/") else "portkey" if has_portkey_headers(headers) else "openai"
         try:
-            request = await self._parse(ex, scope, headers, receive)
-            self.watches.watch(ex, receive)
-            ex.served = Served()
-            if request.stream:
-                chunks, _ = await self.gateway.stream(request, ex.served)
-                ex.overhead_ms = _overhead_ms(ex, ex.served)
-                await write_stream(send, chunks, response_headers(ex, ex.served), ex, ex.dialect)
-            else:
-                result, _ = await self.gateway.chat(request, ex.served)
-                await self._reply(ex, result, send)
+            await self._handle(ex, scope, headers, receive, send)
         except ClientDisconnected:
             _disconnected(ex)
         except asyncio.CancelledError:
@@ -122,7 +115,25 @@ class ChatEndpoint:
         finally:
             ex.finished = time.perf_counter()
             self.watches.done(ex)
-            self.on_done(ex)
+            if ex.recorded:
+                self.on_done(ex)
+
+    async def _handle(
+        self, ex: Exchange, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send
+    ) -> None:
+        """A chat completion: parse, then the gateway's JSON or streaming path. Endpoints built on this one
+        (deployments) override only this."""
+        ex.dialect = "orq" if ex.path.startswith("/v2/") else "portkey" if has_portkey_headers(headers) else "openai"
+        request = await self._parse(ex, scope, headers, receive)
+        self.watches.watch(ex, receive)
+        ex.served = Served()
+        if request.stream:
+            chunks, _ = await self.gateway.stream(request, ex.served)
+            ex.overhead_ms = _overhead_ms(ex, ex.served)
+            await write_stream(send, chunks, response_headers(ex, ex.served), ex, ex.dialect)
+        else:
+            result, _ = await self.gateway.chat(request, ex.served)
+            await self._reply(ex, result, send)
 
     async def _parse(
         self, ex: Exchange, scope: Scope, raw_headers: dict[bytes, bytes], receive: Receive

@@ -8,9 +8,7 @@ disconnect watch and the call record. A `mock_response` calls no upstream and is
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,10 +17,9 @@ import orjson
 from portico.core.deployments import Deployment
 from portico.core.errors import MalformedJSON, NotFound, PorticoError
 from portico.core.types import JSONObject
-from portico.http.asgi import ClientDisconnected, Receive, Scope, Send, read_body, send_json
+from portico.http.asgi import Receive, Scope, Send, read_body, send_json
 from portico.http.auth import Authenticator
-from portico.http.errors import internal_error
-from portico.http.routes.chat import ChatEndpoint, Exchange, OnDone, _disconnected, _overhead_ms, _request_id
+from portico.http.routes.chat import ChatEndpoint, Exchange, OnDone, _overhead_ms
 from portico.http.routes.chat import response_headers as chat_headers
 from portico.http.sse import write_stream
 from portico.pipeline.deployments import PromptLookup, Resolved, chat_request, resolve
@@ -77,34 +74,17 @@ class DeploymentEndpoint(ChatEndpoint):
         self._orq_names: dict[str, str] = {}
         """Configured provider → orq's provider name: the names are the registry's, so this stays small."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw_headers: dict[bytes, bytes] = dict(scope["headers"])
-        ex = Exchange(scope["path"], _request_id(raw_headers), time.perf_counter(), "orq")
-        record = True
-        try:
-            job = await self._parse_job(ex, raw_headers, receive)
-            if job.local:
-                record = False
-                await self._answer_locally(ex, job, send)
-                return
-            self.watches.watch(ex, receive)
-            await self._serve_job(ex, job, send)
-        except ClientDisconnected:
-            _disconnected(ex)
-        except asyncio.CancelledError:
-            if not ex.disconnected:
-                raise
-            _disconnected(ex)
-        except PorticoError as error:
-            await self._fail(ex, error, send)
-        except Exception:
-            log.exception("unhandled error serving request %s", ex.request_id)
-            await self._fail(ex, internal_error(ex.request_id), send)
-        finally:
-            ex.finished = time.perf_counter()
-            self.watches.done(ex)
-            if record:
-                self.on_done(ex)
+    async def _handle(
+        self, ex: Exchange, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send
+    ) -> None:
+        ex.dialect = "orq"
+        job = await self._parse_job(ex, headers, receive)
+        if job.local:
+            ex.recorded = False
+            await self._answer_locally(ex, job, send)
+            return
+        self.watches.watch(ex, receive)
+        await self._serve_job(ex, job, send)
 
     async def _parse_job(self, ex: Exchange, raw_headers: dict[bytes, bytes], receive: Receive) -> _Job:
         client_key = self.auth.client_key(raw_headers)
