@@ -185,3 +185,8 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     request_id = time_ordered_id()
     log.error("unhandled error serving %s %s (%s)", request.method, request.url.path, request_id, exc_info=exc)
     return error_response(internal_error(request_id))
+
+
+def invalid_body(field: str | None, message: str) -> ValidationFailed:
+    """A body the schema accepts but this gateway cannot use: a 422 like any schema violation."""
+    return ValidationFailed([FieldError(("body", field) if field else ("body",), message)])

@@ -10,11 +10,11 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Path, Response
 from pydantic import BaseModel, Field
 
-from portico.core.errors import FieldError, NotFound, ValidationFailed
+from portico.core.errors import NotFound
 from portico.guardrails.base import GuardrailConfigError
 from portico.guardrails.custom import build_custom
 from portico.guardrails.registry import BUILTIN_IDS, KINDS, REDACTION_ID
-from portico.http.admin_deps import error_responses, require_gateway_key
+from portico.http.admin_deps import error_responses, invalid_body, require_gateway_key
 from portico.http.auth import Authenticator
 from portico.storage.guardrails import GuardrailStore
 
@@ -55,16 +55,16 @@ def mount_guardrails_admin(
     @router.put("/{guardrail_id}")
     async def put_guardrail(body: GuardrailIn, guardrail_id: str = _ID) -> dict[str, Any]:
         if guardrail_id in BUILTIN_IDS or guardrail_id == REDACTION_ID:
-            raise _invalid(None, f"'{guardrail_id}' is a built-in guardrail id")
+            raise invalid_body(None, f"'{guardrail_id}' is a built-in guardrail id")
         spec = body.model_dump(exclude_none=True)
         for index, check in enumerate(body.checks or ()):
             provider = check.params.get("provider") if check.kind == "moderation" else None
             if provider is not None and not (isinstance(provider, str) and is_provider(provider)):
-                raise _invalid(None, f"checks[{index}]: provider '{provider}' is not configured on this gateway")
+                raise invalid_body(None, f"checks[{index}]: provider '{provider}' is not configured on this gateway")
         try:
             build_custom(spec)
         except GuardrailConfigError as exc:
-            raise _invalid(None, str(exc)) from None
+            raise invalid_body(None, str(exc)) from None
         await store.put(guardrail_id, spec)
         return {"id": guardrail_id, **spec}
 
@@ -86,7 +86,3 @@ def mount_guardrails_admin(
         return Response(status_code=204)
 
     app.include_router(router)
-
-
-def _invalid(field: str | None, message: str) -> ValidationFailed:
-    return ValidationFailed([FieldError(("body", field) if field else ("body",), message)])

@@ -9,8 +9,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Response
 from pydantic import BaseModel, Field
 
-from portico.core.errors import FieldError, NotFound, ValidationFailed
-from portico.http.admin_deps import Conflict, error_responses, require_gateway_key
+from portico.core.errors import NotFound
+from portico.http.admin_deps import Conflict, error_responses, invalid_body, require_gateway_key
 from portico.http.auth import Authenticator
 from portico.storage.vault import Vault
 from portico.wire.portkey_config import check_portkey_config
@@ -35,7 +35,7 @@ def mount_routing_admin(app: FastAPI, vault: Vault, auth: Authenticator, is_prov
     @router.post("/virtual-keys", status_code=201, responses=error_responses(400, 409))
     async def create_key(body: VirtualKeyIn) -> dict[str, Any]:
         if not is_provider(body.provider):
-            raise _invalid("provider", f"provider '{body.provider}' is not configured on this gateway")
+            raise invalid_body("provider", f"provider '{body.provider}' is not configured on this gateway")
         if body.id is not None and vault.get_key(body.id) is not None:
             raise Conflict(f"virtual key '{body.id}' already exists", code="virtual_key_exists", param="id")
         record = await vault.add_key(
@@ -57,7 +57,7 @@ def mount_routing_admin(app: FastAPI, vault: Vault, auth: Authenticator, is_prov
     async def put_config(config_id: str, body: dict[str, Any]) -> dict[str, Any]:
         problem = check_portkey_config(body, virtual_keys=vault.resolve)  # refuse now, not on every request
         if problem is not None:
-            raise _invalid(None, problem)
+            raise invalid_body(None, problem)
         await vault.put_config(config_id, body)
         return {"id": config_id, "config": body}
 
@@ -79,8 +79,3 @@ def mount_routing_admin(app: FastAPI, vault: Vault, auth: Authenticator, is_prov
         return Response(status_code=204)
 
     app.include_router(router)
-
-
-def _invalid(field: str | None, message: str) -> ValidationFailed:
-    """A body the schema accepts but this gateway cannot use: a 422 like any schema violation."""
-    return ValidationFailed([FieldError(("body", field) if field else ("body",), message)])
