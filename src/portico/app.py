@@ -18,7 +18,7 @@ import orjson
 
 from portico.cache.base import Cache, open_cache
 from portico.config.load import load_settings, portico_home
-from portico.config.schema import Settings
+from portico.config.schema import REDIS_SCHEMES, Settings
 from portico.config_check import provider_configs, validate_config
 from portico.core.errors import PorticoError
 from portico.core.ids import time_ordered_id
@@ -71,7 +71,11 @@ class PorticoApp:
         self.health = _health_state(settings)
         self.cache: Cache = open_cache(settings.cache)
         router = Router(self.health, max_retry_after=settings.routing.max_retry_after_seconds)
-        self.db = Database(settings.storage.url or f"sqlite:///{portico_home() / 'portico.db'}")
+        self.db = Database(
+            settings.storage.url or f"sqlite:///{portico_home() / 'portico.db'}",
+            connect_timeout=settings.storage.connect_timeout,
+            statement_timeout=settings.storage.statement_timeout,
+        )
         sync = StateSync(self.db, notify_url=notify_url(settings), interval=settings.storage.sync_interval_seconds)
         self.prompts = PromptLibrary(sync)
         self.deployments = DeploymentStore(sync)
@@ -228,8 +232,7 @@ class PorticoApp:
 
     async def startup(self) -> None:
         await self.transport.start()
-        storage, calls = self.settings.storage, self.settings.logging
-        self.db.set_timeouts(connect=storage.connect_timeout, statement=storage.statement_timeout)
+        calls = self.settings.logging
         # Serve even while the database is away: the schema is set up when it answers, records wait meanwhile.
         await self.db.start(retry_max_seconds=calls.retry_max_seconds)
         await self.vault.sync.start()  # never raises: an unreachable database is logged and retried
@@ -347,9 +350,7 @@ def tune_process() -> None:
 def _health_state(settings: Settings) -> HealthState:
     """Shared through Redis when `routing.state_url` (or a Redis `cache.url`) names one; in-process otherwise."""
     routing = settings.routing
-    url = routing.state_url or (
-        settings.cache.url if settings.cache.url.startswith(("redis://", "rediss://")) else None
-    )
+    url = routing.state_url or (settings.cache.url if settings.cache.url.startswith(REDIS_SCHEMES) else None)
     if url:
         from portico.pipeline.health_redis import RedisHealth  # redis-py (~6 MiB) only when it is used
 

@@ -97,6 +97,7 @@ def serve_gateway(config: str | None, host: str | None, port: int | None, worker
     from portico.config.load import load_settings
     from portico.config_check import validate_config
     from portico.http.server import build_config, run
+    from portico.observability.metrics import METRICS_DIR_ENV
 
     problems = validate_config(config)
     if problems:
@@ -107,10 +108,10 @@ def serve_gateway(config: str | None, host: str | None, port: int | None, worker
     if config:
         os.environ["PORTICO_CONFIG"] = os.path.abspath(config)
     shared = None
-    if (workers or settings.server.workers) > 1 and "PORTICO_METRICS_DIR" not in os.environ:
+    if (workers or settings.server.workers) > 1 and METRICS_DIR_ENV not in os.environ:
         import tempfile  # every worker's /metrics adds up the totals the workers write there
 
-        shared = os.environ["PORTICO_METRICS_DIR"] = tempfile.mkdtemp(prefix="portico-metrics-")
+        shared = os.environ[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="portico-metrics-")
     server = build_config(
         "portico.app:create_app_from_env",
         settings.server,

@@ -12,12 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from portico.config.load import ConfigError, load_settings
-from portico.config.schema import ProviderConfig, Settings
+from portico.config.schema import REDIS_SCHEMES, ProviderConfig, Settings
 from portico.core.types import ResolvedKey
 from portico.providers.registry import Adapter, ProviderRegistry, check_provider, load_adapters, providers_from_env
 from portico.wire.portkey_config import check_portkey_config
-
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def validate_config(path: str | Path | None) -> list[str]:

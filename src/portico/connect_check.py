@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from portico.config.schema import Settings
-from portico.config_check import REDIS_SCHEMES, provider_configs
+from portico.config.schema import REDIS_SCHEMES, Settings
+from portico.config_check import provider_configs
 
 TIMEOUT_SECONDS = 5.0
 

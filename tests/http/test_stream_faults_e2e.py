@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -171,11 +172,18 @@ def test_c_a_cache_whose_set_raises_still_ends_the_stream_cleanly(
 def test_d_a_recorder_that_raises_leaves_the_stream_whole(
     faults: Faults, server_errors: ServerErrors, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    calls: list[Any] = []
+
     def broken_submit(call: Any) -> None:
+        calls.append(call)
         raise RuntimeError("recorder exploded")
 
     monkeypatch.setattr(faults.gateway.app.recorder, "submit", broken_submit)
     status, body = faults.stream("openai/gpt-4o")
+    deadline = time.monotonic() + 5  # the record is built after the response is sent
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(calls) == 1, "the failing recorder was never reached: this test would prove nothing"
     assert status == 200
     got = frames(body)
     assert got[-1] == b"[DONE]"

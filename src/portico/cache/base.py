@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from portico.config.schema import CacheConfig
+from portico.config.schema import REDIS_SCHEMES, CacheConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ class Cache(Protocol):
 def open_cache(config: CacheConfig) -> Cache:
     """`memory://` (default) keeps entries in this process; `redis://` / `rediss://` shares them across instances."""
     url = config.url.strip()
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(REDIS_SCHEMES):
         from portico.cache.redis import RedisCache
 
         return RedisCache(url)
@@ -47,6 +47,6 @@ def open_cache(config: CacheConfig) -> Cache:
 def cache_url_problem(url: str) -> str | None:
     """What `open_cache` refuses (the config check asks first)."""
     url = url.strip()
-    if url.startswith(("redis://", "rediss://", "unix://")) or url in ("memory://", "memory", ""):
+    if url.startswith(REDIS_SCHEMES) or url in ("memory://", "memory", ""):
         return None
     return f"cache.url: unsupported scheme in {url!r} (use memory:// or redis://host:port/db)"

@@ -9,6 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+"""URL schemes that name a Redis (the cache, the shared routing state, state-sync notifications): one list for the
+config check and every place that picks a Redis from the config."""
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")

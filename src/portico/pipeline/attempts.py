@@ -26,7 +26,6 @@ class RoutedCall:
         self.providers = providers
         self.transport = transport
         self.router = router
-        self._default_options: dict[tuple[str, bool], CallOptions] = {}
 
     def complete(self, request: ChatRequest, served: Served) -> Awaitable[ChatResult]:
         """Not a coroutine itself: every await in a request resumes each coroutine frame above it, so the hot
@@ -64,11 +63,7 @@ class RoutedCall:
         """The limits of one attempt (README "Limits of one attempt"): the provider's own, with the routing
         timeout as a completion's whole call or a stream's wait for its first token."""
         if timeout_ms is None:
-            options = self._default_options.get((provider.name, stream))
-            if options is None:  # read-only: built once per provider instead of per attempt
-                options = CallOptions.for_attempt(provider.config, None, stream)
-                self._default_options[provider.name, stream] = options
-            return options
+            return provider.default_options
         return CallOptions.for_attempt(provider.config, timeout_ms / 1000, stream)
 
     def _completion_attempt(self, request: ChatRequest, served: Served) -> AttemptFn[ChatResult]:

@@ -279,9 +279,7 @@ def _stored_prompt(deployment: Deployment, variant: Variant, prompts: PromptLook
 
 
 def _inputs(invoke: DeploymentInvoke) -> dict[str, Any]:
-    inputs = invoke.inputs
-    if inputs is None:
-        return {}
+    inputs = invoke.inputs or {}  # the caller asks only when there are inputs; None stays harmless
     if isinstance(inputs, list):
         return {item.key: item.value for item in inputs}
     return inputs

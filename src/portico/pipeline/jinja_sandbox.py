@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from jinja2 import Template, nodes
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -239,6 +239,18 @@ def _check_counts(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
 @functools.cache
 def _sandbox() -> _Sandbox:
     return _Sandbox()
+
+
+def syntax_error(text: str) -> str | None:
+    """Why the serving sandbox would refuse to compile `text` (None: it compiles). Admin writes check stored
+    templates with this, so nothing is accepted at write time that every request would then refuse."""
+    try:
+        _sandbox().parse(text)
+    except TemplateSyntaxError as exc:
+        return f"Jinja: {exc.message}"
+    except TemplateFailure as exc:
+        return f"Jinja: {exc}"
+    return None
 
 
 @functools.lru_cache(maxsize=256)

@@ -39,6 +39,11 @@ class StreamRelay:
                 await aclose()
 
     def _shape(self, batch: list[ChatChunk]) -> list[ChatChunk]:
+        for chunk in batch:
+            if chunk.has_usage_key:
+                break
+        else:
+            return batch
         include = self._request.include_usage
         out: list[ChatChunk] = []
         for chunk in batch:

@@ -12,10 +12,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from portico.core.deployments import PLACEHOLDER
 from portico.core.errors import FieldError, ValidationFailed
 from portico.core.types import JSONObject
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
+_PLACEHOLDER = PLACEHOLDER
 
 
 def render_messages(body: JSONObject, variables: Mapping[str, Any], engine: str = "text") -> JSONObject:

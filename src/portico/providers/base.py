@@ -96,6 +96,8 @@ class Provider(abc.ABC):
         self.limits = Limits(
             config.first_token_timeout, config.idle_timeout, config.max_response_bytes, config.max_event_bytes
         )
+        self.default_options = CallOptions.for_attempt(config, None, stream=False)
+        """An attempt's limits when routing sets no timeout (the same for streams): built once, read-only."""
 
     def api_key(self, request: ChatRequest) -> str | None:
         creds = request.credentials

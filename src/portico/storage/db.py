@@ -123,12 +123,6 @@ class Database:
             settings["search_path"] = self.schema
         return args
 
-    def set_timeouts(self, *, connect: float, statement: float) -> None:
-        """Rebuild the engine with these deadlines; call before the first connection (the old pool is dropped)."""
-        if (connect, statement) != (self.connect_timeout, self.statement_timeout):
-            self.connect_timeout, self.statement_timeout = connect, statement
-            self.engine = self._create_engine()
-
     async def reset(self) -> None:
         """Forget every pooled connection (a stalled one included, without waiting for it): the next use
         connects afresh. Checked-out connections are closed when their holders give them back."""

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from portico.config.schema import Settings
+from portico.config.schema import REDIS_SCHEMES, Settings
 from portico.storage.db import Database
 from portico.storage.tables import state_versions
 
@@ -34,7 +34,7 @@ _REDIS_RETRY = 1.0
 
 def notify_url(settings: Settings) -> str | None:
     """Where writes are announced: `storage.notify_url`, else the routing state's Redis, else a Redis cache."""
-    cache_url = settings.cache.url if settings.cache.url.startswith(("redis://", "rediss://", "unix://")) else None
+    cache_url = settings.cache.url if settings.cache.url.startswith(REDIS_SCHEMES) else None
     return settings.storage.notify_url or settings.routing.state_url or cache_url
 
 
@@ -183,7 +183,7 @@ class StateSync:
             await self.refresh()
 
     async def _publish(self, name: str, version: int) -> None:
-        if self._redis is None:
+        if self._redis is None or self._redis_down:  # known down: the listener says when it is back
             return
         try:
             await self._redis.publish(CHANNEL_PREFIX + name, str(version))

@@ -12,6 +12,7 @@ from portico.core.errors import FieldError, ValidationFailed
 from portico.core.prompts import prompt_not_found
 from portico.http.admin_deps import admin_router, error_responses
 from portico.http.auth import Authenticator
+from portico.pipeline.jinja_sandbox import syntax_error
 from portico.storage.prompts import PromptLibrary
 from portico.wire.prompts import PROMPT_ID, PromptCreate, PromptList, PromptPublic, PromptUpdate, check_prompt
 
@@ -83,10 +84,6 @@ def _refuse_invalid(body: PromptUpdate) -> None:
 
 def _jinja_syntax(messages: list[dict[str, object]]) -> list[FieldError]:
     """A Jinja template that cannot even be parsed is refused now, not on every request that uses it."""
-    from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = ImmutableSandboxedEnvironment()
     errors = []
     for i, message in enumerate(messages):
         content = message.get("content")
@@ -94,8 +91,6 @@ def _jinja_syntax(messages: list[dict[str, object]]) -> list[FieldError]:
         if isinstance(content, list):
             texts = [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
         for text in texts:
-            try:
-                env.parse(text)
-            except TemplateSyntaxError as exc:
-                errors.append(FieldError(("body", "messages", i, "content"), f"Jinja: {exc.message}", "template_error"))
+            if (problem := syntax_error(text)) is not None:
+                errors.append(FieldError(("body", "messages", i, "content"), problem, "template_error"))
     return errors
