@@ -28,12 +28,16 @@ class Faults:
     def __init__(self, gateway: GatewayThread, upstream: UpstreamThread) -> None:
         self.gateway, self.upstream = gateway, upstream
 
-    def stream(self, model: str, path: str = "/v1/chat/completions", **extra: Any) -> tuple[int, bytes]:
+    def stream(
+        self, model: str, path: str = "/v1/chat/completions", request_id: str | None = None, **extra: Any
+    ) -> tuple[int, bytes]:
         """The status and the whole raw body (chunked transfer decoded), read until the server ends it."""
         body = {"model": model, "stream": True, "messages": [{"role": "user", "content": uuid.uuid4().hex}], **extra}
         conn = http.client.HTTPConnection("127.0.0.1", self.gateway.port, timeout=10)
         try:
             headers = {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
+            if request_id is not None:
+                headers["x-request-id"] = request_id
             conn.request("POST", path, json.dumps(body).encode(), headers)
             answer = conn.getresponse()
             return answer.status, answer.read()  # raises IncompleteRead if the body is not ended cleanly
@@ -179,11 +183,16 @@ def test_d_a_recorder_that_raises_leaves_the_stream_whole(
         raise RuntimeError("recorder exploded")
 
     monkeypatch.setattr(faults.gateway.app.recorder, "submit", broken_submit)
-    status, body = faults.stream("openai/gpt-4o")
+    request_id = f"recorder-fault-{uuid.uuid4().hex}"
+    status, body = faults.stream("openai/gpt-4o", request_id=request_id)
+
+    def ours() -> list[Any]:  # an earlier test's stream may still be handing in its record
+        return [call for call in calls if getattr(call, "request_id", None) == request_id]
+
     deadline = time.monotonic() + 5  # the record is built after the response is sent
-    while not calls and time.monotonic() < deadline:
+    while not ours() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert len(calls) == 1, "the failing recorder was never reached: this test would prove nothing"
+    assert len(ours()) == 1, "the failing recorder was never reached: this test would prove nothing"
     assert status == 200
     got = frames(body)
     assert got[-1] == b"[DONE]"

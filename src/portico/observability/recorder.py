@@ -85,6 +85,8 @@ class Recorder:
         self._accepting = True
         self._write_started: float | None = None
         self._current: list[CallRecord] = []
+        self._spilling = 0
+        """Records on their way to the spool file (a thread writes them): neither queued nor spooled yet."""
         """The batch being written, while it is in no other queue (not yet spooled)."""
         self._clock = clock
         self._drop_log = Throttle(warn_every, clock)
@@ -116,7 +118,7 @@ class Recorder:
         return {
             "running": self.running,
             "healthy": self.healthy,
-            "queue_depth": self.depth + len(self._current),
+            "queue_depth": self.depth + len(self._current) + self._spilling,
             "queue_size": self.queue_size,
             "oldest_unwritten_seconds": self._oldest_age(),
             "outage_seconds": round(self.outage.age(), 3) if self.outage.active else None,
@@ -352,12 +354,15 @@ class Recorder:
         the records a failing spool (disk full, read-only) could not take: they stay in memory."""
         if self.spool is None:
             return records
+        self._spilling += len(records)
         try:
             kept = await asyncio.to_thread(self.spool.append, records)
         except OSError as exc:
             if self._spool_log.ready():
                 log.error("call log: the spool cannot be written (%s); records wait in memory", exc)
             return records
+        finally:
+            self._spilling -= len(records)
         self.spooled += kept
         if kept < len(records):
             self._count_failed(len(records) - kept)
