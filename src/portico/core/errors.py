@@ -7,7 +7,8 @@
     │   ├── UnknownModel              400/404 names the provider or model
     │   ├── UnsupportedParameter      400  a provider cannot honour a parameter that changes the answer
     │   ├── GuardrailViolation        400  a guardrail refused the input or the answer (Portkey: 446)
-    │   └── PayloadTooLarge           413
+    │   ├── PayloadTooLarge           413
+    │   └── UnsupportedMediaType      415  an upload of a file type the gateway cannot read
     ├── AuthenticationFailed          401
     ├── NotFound                      404
     ├── RateLimited                   429  the gateway's own limits
@@ -95,6 +96,13 @@ class PayloadTooLarge(RequestError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"The request body exceeds the limit of {limit} bytes.", code="payload_too_large")
+
+
+class UnsupportedMediaType(RequestError):
+    http_status = 415
+
+    def __init__(self, message: str, *, param: str | None = "file") -> None:
+        super().__init__(message, code="unsupported_media_type", param=param)
 
 
 class AuthenticationFailed(PorticoError):
