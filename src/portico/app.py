@@ -38,6 +38,7 @@ from portico.observability.metrics import METRICS_DIR_ENV, METRICS_FLUSH_SECONDS
 from portico.observability.recorder import Recorder
 from portico.observability.startup import STARTUP_FAILURE, StartupError, describe_error, report_startup_failure
 from portico.observability.trace_context import build_tracing
+from portico.observability.worker_health import WorkerHealth
 from portico.pipeline.gateway import Gateway
 from portico.pipeline.guarding import GuardrailCatalog
 from portico.pipeline.health import HealthState, LocalHealth
@@ -97,6 +98,7 @@ class PorticoApp:
         self.vault = Vault(_secret_box(), sync)
         self.logs = RequestLogRepo(self.db)
         self.metrics = Metrics(share_dir=os.environ.get(METRICS_DIR_ENV))
+        self.workers = WorkerHealth(self.metrics.share_dir, stale_after=max(5.0, 10 * METRICS_FLUSH_SECONDS))
         self._metrics_flush: asyncio.Task[None] | None = None
         self.pricing = _pricing(settings)
         self.tracing = build_tracing(settings.telemetry, os.environ)
@@ -127,7 +129,14 @@ class PorticoApp:
         }
         self._admin: ASGIApp | None = None
         self._admin_lock = asyncio.Lock()
-        self.probes = build_probes(self.db, self.cache, self.health, sync)
+        self.probes = build_probes(
+            self.db,
+            self.cache,
+            self.health,
+            sync,
+            interval=settings.health.probe_interval_seconds,
+            timeout=settings.health.probe_timeout_seconds,
+        )
         self.access_log = AccessLog() if settings.logging.access_log else None
         self._keyed_routes = frozenset(settings.auth.keyed_routes if settings.auth.keys else ())
         self.ready = False
@@ -268,6 +277,7 @@ class PorticoApp:
         if self.tracing is not None:
             await asyncio.to_thread(self.tracing.close)  # flushes queued spans: blocking I/O
         self.metrics.flush()  # this worker's last counts stay in the gateway's totals
+        self.workers.withdraw()
         close = getattr(self.health, "close", None)
         if close is not None:
             await close()
@@ -283,6 +293,8 @@ class PorticoApp:
         while True:
             try:
                 self.metrics.flush()
+                own = {"ready": self.ready, "recorder": self.recorder.stats()}
+                await asyncio.to_thread(self.workers.exchange, own)  # and /health's view of the other workers
             except Exception:  # a full disk or a bug must not stop the flushes for good
                 log.warning("could not write this worker's metrics to %s", self.metrics.share_dir, exc_info=True)
             await asyncio.sleep(METRICS_FLUSH_SECONDS)
@@ -305,8 +317,14 @@ class PorticoApp:
 
     def health_report(self) -> dict[str, Any]:
         cache = self.cache.health()
+        recorder = self.recorder.stats()
         storage_ok = self.db.ready and self.recorder.healthy  # records waiting on the database degrade
-        return {
+        workers = None
+        if self.workers.shared:  # several workers: the whole server's recorder, and each worker's
+            server = self.workers.report({"ready": self.ready, "recorder": recorder})
+            recorder, workers = server["recorder"], server["workers"]
+            storage_ok = storage_ok and self.workers.healthy(workers)
+        report = {
             "status": "ok" if cache.ok and storage_ok and self.probes.ok else "degraded",
             "ready": self.ready,
             "providers": sorted(self.providers.all()),
@@ -317,10 +335,13 @@ class PorticoApp:
                 "schema_ready": self.db.ready,
                 "last_error": self.db.last_error or self.recorder.last_error,
             },
-            "recorder": self.recorder.stats(),
+            "recorder": recorder,
             "routing": self.health.snapshot(),
             "dependencies": self.probes.report(),
         }
+        if workers is not None:
+            report["workers"] = workers
+        return report
 
     def model_list(self) -> list[dict[str, Any]]:
         return [

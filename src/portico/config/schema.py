@@ -208,6 +208,17 @@ class TelemetryConfig(_Section):
     export_delay_ms: int = Field(1000, ge=1, le=60000, description="Longest time a span waits before export.")
 
 
+class HealthConfig(_Section):
+    """How `/health` learns about the dependencies: background probes, never a wait in the request."""
+
+    probe_interval_seconds: float = Field(
+        5.0, ge=0.2, le=300, description="Each dependency (storage, Redis, state sync) is probed this often."
+    )
+    probe_timeout_seconds: float = Field(
+        2.0, gt=0, le=60, description="A probe without an answer by then marks its dependency down."
+    )
+
+
 class MetricsConfig(_Section):
     require_key: bool = Field(False, description="GET /metrics asks for a gateway key, like the admin API.")
 
@@ -224,6 +235,7 @@ class Settings(_Section):
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
     @field_validator("providers")
     @classmethod

@@ -20,8 +20,10 @@ from portico.storage.synced import StateSync
 LIVE_BODY = b'{"status":"live"}'
 
 
-def build_probes(db: Database, cache: Cache, routing: HealthState, sync: StateSync) -> Probes:
-    probes = Probes()
+def build_probes(
+    db: Database, cache: Cache, routing: HealthState, sync: StateSync, *, interval: float = 5.0, timeout: float = 2.0
+) -> Probes:
+    probes = Probes(interval=interval, timeout=timeout)
 
     async def select_one() -> None:
         async with db.begin() as connection:

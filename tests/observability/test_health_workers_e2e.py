@@ -1,0 +1,114 @@
+"""`/health` of a gateway served by two workers (`portico serve --workers 2`): whichever worker answers, the
+recorder it reports is the server's (every record either worker wrote), with one line per worker; and the probe
+interval is the operator's setting."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portico.observability.worker_health import WorkerHealth, combine_recorders
+from tests.conftest import http
+from tests.http.test_workers_sync_e2e import ADMIN, HI, KEY, Served
+from tests.upstreams.server import UpstreamThread
+
+SENT = 30
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[UpstreamThread]:
+    from tests.upstreams import openai
+
+    with UpstreamThread([openai.install]) as thread:
+        yield thread
+
+
+def config(upstream_url: str, storage_url: str) -> str:
+    return (
+        f'auth: {{keys: ["{KEY}"]}}\n'
+        f'providers:\n  openai: {{api_key: "sk-upstream", base_url: "{upstream_url}/v1"}}\n'
+        f'storage: {{url: "{storage_url}"}}\n'
+        "logging: {request_log: true, access_log: false}\n"
+        "health: {probe_interval_seconds: 0.2}\n"
+    )
+
+
+def health(url: str) -> dict[str, Any]:
+    answer = http("GET", f"{url}/health", timeout=5)  # a fresh connection: either worker may answer
+    assert answer.status in (200, 503)
+    return dict(answer.json())
+
+
+def test_either_worker_reports_the_servers_recorder_and_every_worker(tmp_path: Path, upstream: UpstreamThread) -> None:
+    served = Served(tmp_path, "health", config(upstream.url, f"sqlite:///{tmp_path}/portico.db"), workers=2)
+    try:
+        served.wait_healthy()
+        body = json.dumps({"model": "openai/gpt-4o", "messages": HI}).encode()
+        for _ in range(SENT):  # fresh connections: both workers serve some
+            assert http("POST", f"{served.url}/v1/chat/completions", body, ADMIN, timeout=5).status == 200
+
+        def whole(report: dict[str, Any]) -> bool:
+            return len(report.get("workers", [])) == 2 and report["recorder"]["written"] == SENT
+
+        deadline = time.monotonic() + 10  # each worker shares its state every 0.5 s
+        while not all(whole(health(served.url)) for _ in range(4)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        reports = [health(served.url) for _ in range(12)]
+        assert all(whole(report) for report in reports), reports[-1]
+        answered_by = {report["workers"][0]["pid"] for report in reports}  # the answering worker comes first
+        assert len(answered_by) == 2, "one worker answered every /health: the test would prove nothing"
+        for report in reports:
+            written = [worker["recorder"]["written"] for worker in report["workers"]]
+            assert sum(written) == SENT and all(count > 0 for count in written), written
+            assert report["status"] == "ok" and not any(worker["stale"] for worker in report["workers"])
+        checked = [health(served.url)["dependencies"]["storage"]["checked_at"] for _ in range(2)]
+        time.sleep(0.6)
+        later = health(served.url)["dependencies"]["storage"]["checked_at"]
+        assert later > min(checked), "the storage probe did not run again within 0.6 s at a 0.2 s interval"
+    finally:
+        served.stop()
+
+
+def test_a_stale_worker_with_unwritten_records_degrades_the_server(tmp_path: Path) -> None:
+    """A worker that stopped sharing its state (hung or killed) while it held records is not silently dropped."""
+    ours, theirs = WorkerHealth(tmp_path, stale_after=5.0), WorkerHealth(tmp_path, stale_after=5.0)
+    theirs.pid, theirs._own_file = 999_999, tmp_path / "health-999999.json"
+    theirs.exchange({"ready": True, "recorder": {"healthy": True, "queue_depth": 7, "written": 3}})
+    stale = json.loads(theirs._own_file.read_text())
+    stale["at"] -= 60
+    theirs._own_file.write_text(json.dumps(stale))
+    ours.exchange({"ready": True, "recorder": {"healthy": True, "queue_depth": 0, "written": 5}})
+    report = ours.report({"ready": True, "recorder": {"healthy": True, "queue_depth": 0, "written": 5}})
+    assert [worker["stale"] for worker in report["workers"]] == [False, True]
+    assert report["recorder"]["written"] == 8 and report["recorder"]["queue_depth"] == 7
+    assert not WorkerHealth.healthy(report["workers"])
+    stale["recorder"]["queue_depth"] = 0
+    theirs._own_file.write_text(json.dumps(stale))
+    ours.exchange({"ready": True, "recorder": {"healthy": True, "queue_depth": 0}})
+    assert WorkerHealth.healthy(ours.report({"ready": True, "recorder": {"healthy": True}})["workers"])
+    ours.withdraw()
+    assert not (tmp_path / f"health-{ours.pid}.json").exists()
+
+
+def test_recorders_combine_by_sum_and_worst_age() -> None:
+    merged = combine_recorders(
+        [
+            {"written": 2, "queue_depth": 1, "oldest_unwritten_seconds": 0.5, "healthy": True, "running": True},
+            {
+                "written": 3,
+                "queue_depth": 0,
+                "oldest_unwritten_seconds": 2.0,
+                "healthy": False,
+                "running": True,
+                "last_error": "OperationalError: locked",
+            },
+        ]
+    )
+    assert merged["written"] == 5 and merged["queue_depth"] == 1
+    assert merged["oldest_unwritten_seconds"] == 2.0 and merged["healthy"] is False
+    assert merged["last_error"] == "OperationalError: locked"
