@@ -32,11 +32,16 @@ class AdminClient:
         self.key = key if key is not None else os.environ.get("PORTICO_API_KEY")
         self.timeout = timeout
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
-        """(status, headers, decoded JSON body or None). 2xx and 404 are returned; other statuses raise."""
+    def call(
+        self, method: str, path: str, body: Any = None, *, raw: tuple[str, bytes] | None = None
+    ) -> tuple[int, dict[str, str], Any]:
+        """(status, headers, decoded JSON body or None). 2xx and 404 are returned; other statuses raise.
+        `raw` = (content type, bytes) sends a body as is (a multipart upload) instead of `body` as JSON."""
         headers = {"accept": "application/json"}
         data = None
-        if body is not None:
+        if raw is not None:
+            headers["content-type"], data = raw
+        elif body is not None:
             data = json.dumps(body).encode()
             headers["content-type"] = "application/json"
         if self.key:

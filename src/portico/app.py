@@ -30,8 +30,11 @@ from portico.http.health import LIVE_BODY, build_probes
 from portico.http.records import record_from_exchange, served_cost
 from portico.http.routes.chat import ChatEndpoint, Exchange
 from portico.http.routes.deployments import DeploymentEndpoint, orq_model
+from portico.http.routes.embeddings import EmbeddingsEndpoint
 from portico.http.routes.table import RAW_ROUTES
+from portico.knowledge.service import KnowledgeService
 from portico.observability.access_log import AccessLog
+from portico.observability.bodies import BodyPolicy
 from portico.observability.cost import Pricing
 from portico.observability.logging import configure_logging
 from portico.observability.metrics import METRICS_DIR_ENV, METRICS_FLUSH_SECONDS, Metrics
@@ -39,6 +42,7 @@ from portico.observability.recorder import Recorder
 from portico.observability.startup import STARTUP_FAILURE, StartupError, describe_error, report_startup_failure
 from portico.observability.trace_context import build_tracing
 from portico.observability.worker_health import WorkerHealth
+from portico.pipeline.embedding import Embeddings, call_log
 from portico.pipeline.gateway import Gateway
 from portico.pipeline.guarding import GuardrailCatalog
 from portico.pipeline.health import HealthState, LocalHealth
@@ -49,6 +53,7 @@ from portico.providers.transport import Transport
 from portico.storage.db import Database
 from portico.storage.deployments import DeploymentStore
 from portico.storage.guardrails import GuardrailStore
+from portico.storage.people import IdentityProfiles
 from portico.storage.prompts import PromptLibrary
 from portico.storage.repos import RequestLogRepo
 from portico.storage.secrets import SecretBox
@@ -81,18 +86,16 @@ class PorticoApp:
         self.prompts = PromptLibrary(sync)
         self.deployments = DeploymentStore(sync)
         self.guardrails = GuardrailStore(sync)
-        stored_guardrails = StoredGuardrails(
-            self.guardrails.get,
-            transport_poster(self.transport),
-            provider_moderator(self.transport, self.providers),
-        )
+        moderate = provider_moderator(self.transport, self.providers)
+        stored_guardrails = StoredGuardrails(self.guardrails.get, transport_poster(self.transport), moderate)
+        moderation = settings.guardrails.moderation.model_dump() if settings.guardrails.moderation else None
         self.gateway = Gateway(
             self.providers,
             self.transport,
             router,
             self.cache,
             prompts=self.prompts.get,
-            guardrails=GuardrailCatalog(stored_guardrails),
+            guardrails=GuardrailCatalog(stored_guardrails, moderation, moderate),
         )
         self.auth = Authenticator(settings.auth.keys)
         self.vault = Vault(_secret_box(), sync)
@@ -103,6 +106,9 @@ class PorticoApp:
         self.pricing = _pricing(settings)
         self.tracing = build_tracing(settings.telemetry, os.environ)
         self.recorder = Recorder(self.logs, queue_size=settings.logging.queue_size, metrics=self.metrics)
+        self.profiles = IdentityProfiles(self.db)
+        self.gateway.price = partial(served_cost, self.pricing)
+        bodies = _body_policy(settings, self.providers)
         self.chat = ChatEndpoint(
             self.gateway,
             self.auth,
@@ -114,6 +120,7 @@ class PorticoApp:
             is_provider=self._is_provider,
             price=partial(served_cost, self.pricing),
             tracing=self.tracing is not None,
+            bodies=bodies,
         )
         self.deployment_endpoint = DeploymentEndpoint(
             self.gateway,
@@ -122,8 +129,42 @@ class PorticoApp:
             self.prompts.get,
             max_body_bytes=settings.server.max_body_bytes,
             on_done=self.record,
+            price=partial(served_cost, self.pricing),
+            tracing=self.tracing is not None,
+            bodies=bodies,
         )
-        handlers: dict[str, ASGIApp] = {"chat": self.chat, "deployments": self.deployment_endpoint}
+        self.embeddings = Embeddings(  # `app.embeddings`: the knowledge service's `Embedder` too
+            self.providers,
+            self.transport,
+            router,
+            cache=self.cache,
+            price=self.pricing.cost,
+            record=call_log(self.metrics.observe, self.recorder.submit if settings.logging.request_log else None),
+        )
+        knowledge = settings.knowledge
+        self.knowledge = KnowledgeService(  # `app.knowledge`: the bases, their ingest, and `KnowledgeSearch`
+            self.db,
+            sync,
+            self.embeddings,
+            ingest_concurrency=knowledge.ingest_concurrency,
+            batch_size=knowledge.embed_batch_size,
+            vector_cache_bytes=knowledge.vector_cache_bytes,
+        )
+        self.gateway.use_knowledge(self.knowledge)  # the retrieval stage searches through it (`knowledge_bases`)
+        self.embeddings_endpoint = EmbeddingsEndpoint(
+            self.embeddings,
+            self.gateway,
+            self.auth,
+            max_body_bytes=settings.server.max_body_bytes,
+            on_done=self.record,
+            price=partial(served_cost, self.pricing),
+            bodies=bodies,
+        )
+        handlers: dict[str, ASGIApp] = {
+            "chat": self.chat,
+            "deployments": self.deployment_endpoint,
+            "embeddings": self.embeddings_endpoint,
+        }
         self._raw: dict[str, tuple[str, ASGIApp]] = {
             path: (route.method, handlers[route.endpoint]) for route in RAW_ROUTES for path in route.paths
         }
@@ -180,12 +221,15 @@ class PorticoApp:
     def _build_admin(self) -> ASGIApp:
         from portico.http.admin_deps import require_gateway_key
         from portico.http.routes.admin import create_admin_app
+        from portico.http.routes.analytics import mount_analytics
         from portico.http.routes.deployments_admin import mount_deployments_admin
         from portico.http.routes.guardrails_admin import mount_guardrails_admin
+        from portico.http.routes.knowledge_admin import mount_knowledge_admin
         from portico.http.routes.logs import mount_logs
         from portico.http.routes.people import mount_people
         from portico.http.routes.prompts_admin import mount_prompts_admin
         from portico.http.routes.routing_admin import mount_routing_admin
+        from portico.storage.analytics import UsageAnalytics
         from portico.storage.people import PeopleReads
 
         guard = require_gateway_key(self.auth) if self.settings.metrics.require_key else None
@@ -194,8 +238,11 @@ class PorticoApp:
         )
         mount_logs(admin, self.logs, self.auth)
         mount_people(admin, PeopleReads(self.db, self.logs), self.auth)
-        mount_routing_admin(admin, self.vault, self.auth, self._is_provider)
+        mount_analytics(admin, UsageAnalytics(self.db), self.auth)
+        stored_guardrail = lambda g: self.guardrails.get(g) is not None  # noqa: E731 - a config's hooks may name one
+        mount_routing_admin(admin, self.vault, self.auth, self._is_provider, stored_guardrail)
         mount_prompts_admin(admin, self.prompts, self.auth)
+        mount_knowledge_admin(admin, self.knowledge, self.auth, self.settings.knowledge.max_upload_bytes)
         mount_guardrails_admin(admin, self.guardrails, self.auth, self._is_provider)
         mount_deployments_admin(
             admin, self.deployments, self.prompts.get, self.auth, lambda address: orq_model(self.providers, address)
@@ -245,6 +292,7 @@ class PorticoApp:
         # Serve even while the database is away: the schema is set up when it answers, records wait meanwhile.
         await self.db.start(retry_max_seconds=calls.retry_max_seconds)
         await self.vault.sync.start()  # never raises: an unreachable database is logged and retried
+        await self.knowledge.start()  # resumes unfinished ingests; never raises either
         recorder = self.recorder
         recorder.write_timeout, recorder.outage.retry_max_seconds = calls.write_timeout, calls.retry_max_seconds
         recorder.spool_after_seconds = calls.spool_after_seconds
@@ -267,11 +315,14 @@ class PorticoApp:
         if self.access_log is not None:
             self.access_log.close()
         await self.recorder.stop()  # drains the call log before the database closes
+        await self.profiles.close()
         await self.logs.close()
+        await self.knowledge.close()  # stops ingests and gives their leases back (the next start resumes them)
         await self.vault.sync.close()
         await self.db.close()
         await self.chat.watches.close()
         await self.deployment_endpoint.watches.close()
+        await self.embeddings_endpoint.watches.close()
         await self.transport.close()
         await self.cache.close()
         if self.tracing is not None:
@@ -305,9 +356,12 @@ class PorticoApp:
             call = record_from_exchange(ex, self.pricing)
             self.metrics.observe(call)
             if self.tracing is not None:
-                self.tracing.export(call)
+                self.tracing.export(call, ex.finish_reasons or ())
             if self.settings.logging.request_log:
                 self.recorder.submit(call)
+                identity = ex.request.trace.identity if ex.request is not None else None
+                if identity:  # its profile, when sent and changed (storage/people.py)
+                    self.profiles.note(identity, call.created_at)
             if self.access_log is not None:
                 self.access_log.write(
                     "POST", ex.path, ex.status, max(0.0, ex.finished - ex.started) * 1000, ex.request_id
@@ -377,6 +431,12 @@ def _health_state(settings: Settings) -> HealthState:
 
         return RedisHealth(url, failure_threshold=routing.failure_threshold, cooldown_seconds=routing.cooldown_seconds)
     return LocalHealth(failure_threshold=routing.failure_threshold, cooldown_seconds=routing.cooldown_seconds)
+
+
+def _body_policy(settings: Settings, providers: ProviderRegistry) -> BodyPolicy:
+    """What the call log keeps of bodies, and the provider and gateway keys it masks by value wherever they appear."""
+    keys = [provider.config.api_key for provider in providers.all().values() if provider.config.api_key]
+    return BodyPolicy(settings.logging.bodies, settings.logging.body_max_bytes, [*keys, *settings.auth.keys])
 
 
 def _pricing(settings: Settings) -> Pricing:

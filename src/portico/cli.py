@@ -1,5 +1,5 @@
-"""`portico serve | check-config | prompts apply|list | deployments apply|list | --version`: parse arguments and
-hand over; no logic here."""
+"""`portico serve | check-config | prompts apply|list | deployments apply|list | kb … (cli_kb.py) | --version`:
+parse arguments and hand over; no logic here."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 
 from portico import __version__
+from portico.cli_kb import add_kb_commands, run_kb
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for command in _STORED:
         _add_stored(sub, command)
+    add_kb_commands(sub)
     args = parser.parse_args(argv)
+    if args.command == "kb":
+        return run_kb(args)
     if args.command == "check-config":
         return check_config(args.path, strict=args.strict)
     if args.command in _STORED:

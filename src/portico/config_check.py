@@ -14,6 +14,7 @@ from pathlib import Path
 from portico.config.load import ConfigError, load_settings
 from portico.config.schema import REDIS_SCHEMES, ProviderConfig, Settings
 from portico.core.types import ResolvedKey
+from portico.pipeline.hook_configs import hook_problem
 from portico.providers.registry import Adapter, ProviderRegistry, check_provider, load_adapters, providers_from_env
 from portico.wire.portkey_config import check_portkey_config
 
@@ -31,8 +32,11 @@ def problems_in(settings: Settings) -> list[str]:
     problems = _provider_problems(settings)
     problems += storage_problems(settings.storage.url)
     problems += _url_problems(settings)
+    moderation = settings.guardrails.moderation
+    if moderation is not None and moderation.provider not in provider_configs(settings):
+        problems.append(f"guardrails.moderation.provider: provider '{moderation.provider}' is not configured")
     for config_id, body in settings.portkey.configs.items():
-        message = check_portkey_config(body, virtual_keys=_any_virtual_key)
+        message = check_portkey_config(body, virtual_keys=_any_virtual_key) or hook_problem(body, None)
         if message is not None:
             problems.append(f"portkey.configs.{config_id}: {message}")
     return problems

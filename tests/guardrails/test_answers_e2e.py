@@ -4,14 +4,17 @@ call records that hold verdicts but never a redacted value."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from tests.config.test_check_config import run, write
 from tests.conftest import KEY, Response, http, stack_settings
 from tests.gateway_server import GatewayThread
 from tests.upstreams.server import UpstreamState, UpstreamThread, last_user_text
@@ -54,9 +57,13 @@ def _install_verbatim(app: web.Application, state: UpstreamState) -> None:
         state.requests.append({"moderation": body, "authorization": request.headers.get("authorization")})
         if "OUTAGE" in body["input"]:
             return web.json_response({"error": {"message": "down"}}, status=503)
+        if "SLOW" in body["input"]:
+            await asyncio.sleep(1.5)
         violent = "punch" in body["input"]
         categories = {"violence": violent, "sexual": False, "hate": False}
-        scores = {"violence": 0.93 if violent else 0.01, "sexual": 0.001, "hate": 0.002}
+        # "shove": not flagged by the provider, but scored above the default threshold (0.5)
+        violence = 0.93 if violent else 0.62 if "shove" in body["input"] else 0.01
+        scores = {"violence": violence, "sexual": 0.001, "hate": 0.002}
         result = {"flagged": violent, "categories": categories, "category_scores": scores}
         return web.json_response({"id": "modr-1", "model": body.get("model"), "results": [result]})
 
@@ -254,3 +261,86 @@ def test_moderation_by_a_configured_provider(verbatim: Verbatim) -> None:
     spec = {"checks": [{"kind": "moderation", "params": {**params, "provider": "nope"}}]}
     bad = http("PUT", f"{verbatim.gateway.url}/v1/admin/guardrails/bad-mod", json.dumps(spec).encode(), headers)
     assert bad.status == 422 and "not configured" in bad.json()["error"]["message"]
+
+
+def test_on_fail_retry_on_a_stream_checks_the_held_answer_and_asks_once_more_unstreamed(verbatim: Verbatim) -> None:
+    headers = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    specs = {
+        "flaky-retry-stream": {"checks": [{"kind": "regex_deny", "params": {"pattern": "FLAKY"}}], "on_fail": "retry"},
+        "never-answer-stream": {
+            "checks": [{"kind": "contains", "params": {"words": ["answer"], "operator": "none"}}],
+            "on_fail": "retry",
+        },
+    }
+    for name, spec in specs.items():
+        url = f"{verbatim.gateway.url}/v1/admin/guardrails/{name}"
+        assert http("PUT", url, json.dumps(spec).encode(), headers).status == 200
+    state = verbatim.upstream.state
+    state.requests.clear()
+    retried = verbatim.ask("a FLAKY answer 5", "flaky-retry-stream", output=True, stream=True)
+    assert retried.status == 200, retried.body
+    assert _streamed_text(retried) == "a steady answer 5"
+    assert "FLAKY" not in retried.body.decode(), "nothing of the refused answer was sent"
+    assert [bool(r["body"].get("stream")) for r in state.requests] == [True, False]
+    record = verbatim.record(retried.headers["x-request-id"])
+    assert [v["passed"] for v in record["metadata"]["guardrails"]] == [False, True]
+    state.requests.clear()
+    refused = verbatim.ask("a FLAKY answer 6", "never-answer-stream", output=True, stream=True)
+    frames = [line[6:] for line in refused.body.decode().split("\n") if line.startswith("data: ")]
+    assert [json.loads(f)["error"]["code"] for f in frames if f != "[DONE]"] == ["never-answer-stream"]
+    assert len(state.requests) == 2, "asked exactly once more"
+
+
+def test_provider_moderation_thresholds_and_its_timeout_failing_closed_or_open(verbatim: Verbatim) -> None:
+    headers = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    params = {"category": "harmful", "provider": "openai", "timeout_ms": 300}
+    specs: dict[str, dict[str, Any]] = {
+        "mod-strict": {},
+        "mod-lenient": {"threshold": 0.9},
+        "mod-open": {"on_error": "allow"},
+    }
+    for name, extra in specs.items():
+        spec = {"checks": [{"kind": "moderation", "params": {**params, **extra}}]}
+        url = f"{verbatim.gateway.url}/v1/admin/guardrails/{name}"
+        assert http("PUT", url, json.dumps(spec).encode(), headers).status == 200
+    scored = verbatim.ask("I will shove him", "mod-strict")
+    assert scored.status == 400 and "(violence)" in scored.json()["error"]["message"], "score 0.62 >= 0.5"
+    assert verbatim.ask("I will shove him", "mod-lenient").status == 200, "0.62 < 0.9 and not flagged"
+    assert verbatim.ask("I will punch him", "mod-lenient").status == 400, "flagged counts at any threshold"
+    state = verbatim.upstream.state
+    state.requests.clear()
+    started = time.monotonic()
+    closed = verbatim.ask("SLOW question", "mod-strict")
+    assert closed.status == 400 and "refused" in closed.json()["error"]["message"], closed.body
+    assert time.monotonic() - started < 1.2, "the guardrail's own timeout, not the provider's answer"
+    assert [r for r in state.requests if "body" in r] == [], "fails closed: no chat call"
+    opened = verbatim.ask("SLOW question", "mod-open")
+    assert opened.status == 200, opened.body
+    record = verbatim.record(opened.headers["x-request-id"])
+    [verdict] = record["metadata"]["guardrails"]
+    assert verdict["passed"] is True and verdict["reason"].endswith("failed (UpstreamTimeout); allowed"), verdict
+
+
+def test_configured_moderation_provider_serves_the_builtin_moderation_ids(verbatim: Verbatim) -> None:
+    moderation = {"provider": "openai", "threshold": 0.5, "timeout_ms": 300, "on_error": "deny"}
+    settings = stack_settings(verbatim.upstream.url, guardrails={"moderation": moderation})
+    state = verbatim.upstream.state
+    with GatewayThread(settings) as gateway:
+        own = Verbatim(gateway, verbatim.upstream)
+        state.requests.clear()
+        refused = own.ask("I will shove him", "orq_harmful_moderation")
+        assert refused.status == 400, refused.body
+        assert "flagged by openai (violence)" in refused.json()["error"]["message"]
+        assert [r["moderation"]["input"] for r in state.requests] == ["I will shove him"], "no chat call"
+        assert own.ask("an explicit sex scene", "orq_sexual_moderation").status == 200, "the provider decides"
+        assert own.ask("SLOW question", "orq_harmful_moderation").status == 400, "timeout: fails closed"
+    assert verbatim.ask("I will shove him", "orq_harmful_moderation").status == 200, "local word lists without it"
+
+
+def test_check_config_refuses_a_moderation_provider_that_is_not_configured(tmp_path: Path) -> None:
+    config = write(tmp_path, "guardrails: {moderation: {provider: nope, threshold: 0.5}}\n")
+    checked = run("check-config", config)
+    assert checked.returncode == 1
+    assert "guardrails.moderation.provider: provider 'nope' is not configured" in checked.stderr
+    bad = run("check-config", write(tmp_path, "guardrails: {moderation: {provider: openai, threshold: 2}}\n"))
+    assert bad.returncode == 1 and "guardrails.moderation.threshold" in bad.stderr, bad.stderr

@@ -81,6 +81,16 @@ def test_a_stream_is_priced_in_its_record_not_in_its_headers(priced: Stack) -> N
     final = chunks[-1]
     record = wait_for_record(priced, response.headers["x-request-id"])
     assert record["stream"] and record["cost_usd"] == pytest.approx(cost_of(GPT_4O, usage_of(final)))
+    assert (final.usage.model_extra or {})["cost_usd"] == pytest.approx(record["cost_usd"])  # the client sees it too
+
+
+def test_a_stream_that_did_not_ask_for_usage_gets_no_cost_either(priced: Stack) -> None:
+    with client(priced).chat.completions.with_streaming_response.create(
+        model="openai/gpt-4o", messages=ask(), stream=True
+    ) as response:
+        chunks = list(response.parse())
+    assert chunks and all(chunk.usage is None for chunk in chunks)
+    assert wait_for_record(priced, response.headers["x-request-id"])["cost_usd"] > 0
 
 
 def test_a_cache_hit_costs_nothing_and_records_what_it_saved(priced: Stack) -> None:

@@ -6,9 +6,11 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 from portico.core.errors import FieldError, UpstreamHTTPError, ValidationFailed
+from portico.core.knowledge import Retrieval
 from portico.core.types import Attempt, ChatRequest, TraceInfo, Usage
 from portico.http.records import record_from_exchange
 from portico.http.routes.chat import Exchange
+from portico.observability.bodies import BodyCapture, BodyPolicy
 from portico.pipeline.served import Served
 
 KEY = "sk-client-secret-key"
@@ -97,8 +99,13 @@ def test_every_field_lands_in_its_own_column() -> None:
         cache_status="MISS",
         upstream_ms=200.0,
         partial=True,
+        retrievals=[Retrieval("x" * 100, 0.75, "kb-1", "chunk-1", "ds-1")],
     )
-    record = record_from_exchange(exchange(stream=True, trace=trace, served=served, dialect="portkey"))._asdict()
+    bodies = BodyCapture(BodyPolicy("full"), "full")
+    bodies.request(b'{"asked": 1}')
+    bodies.response(b"data: {}\n\n")
+    ex = exchange(stream=True, trace=trace, served=served, dialect="portkey", bodies=bodies)
+    record = record_from_exchange(ex)._asdict()
     assert len(record.pop("id")) == 32
     assert abs(record.pop("created_at") - (datetime.now(UTC) - timedelta(milliseconds=250))) < timedelta(seconds=2)
     assert record == {
@@ -131,6 +138,18 @@ def test_every_field_lands_in_its_own_column() -> None:
         "metadata": {"team": "a"},
         "identity_id": "user-1",
         "thread_id": "thread-1",
+        "retrievals": [
+            {
+                "knowledge_id": "kb-1",
+                "chunk_id": "chunk-1",
+                "datasource_id": "ds-1",
+                "search_score": 0.75,
+                "rerank_score": None,
+                "preview": "x" * 80,
+            }
+        ],
+        "request_body": '{"asked": 1}',
+        "response_body": "data: {}\n\n",
     }
     failed = Exchange("/v1/chat/completions", "req-2", started=1.0, finished=1.01, status=502)
     failed.error = UpstreamHTTPError("boom", provider="openai", upstream_status=500)

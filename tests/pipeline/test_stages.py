@@ -9,7 +9,8 @@ import pytest
 
 from portico.cache.memory import MemoryCache
 from portico.core.errors import NotFound, RequestError
-from portico.core.types import CacheOptions, ChatChunk, ChatRequest, ChatResult
+from portico.core.knowledge import SearchQuery
+from portico.core.types import CacheOptions, ChatChunk, ChatRequest, ChatResult, KnowledgeLookup
 from portico.pipeline.gateway import Gateway
 from portico.pipeline.health import LocalHealth
 from portico.pipeline.routing import Router
@@ -107,7 +108,7 @@ async def test_the_default_list_refuses_features_that_must_never_be_silently_ign
         await gateway.chat(_request(prompt_id="p-1"))
     assert prompt.value.code == "prompt_not_found"
     with pytest.raises(NotFound) as knowledge:
-        await gateway.chat(_request(knowledge_ids=("kb-1",)))
+        await gateway.chat(_request(knowledge=(KnowledgeLookup("kb-1", SearchQuery("")),)))
     assert knowledge.value.code == "knowledge_base_not_found"
     with pytest.raises(RequestError) as guard:
         await gateway.chat(_request(guardrails=(("g-1", "input"),)))

@@ -24,6 +24,8 @@ def _schema(connection: sa.Connection) -> dict[str, Any]:
     inspector = sa.inspect(connection)
     found: dict[str, Any] = {}
     for table in sorted(inspector.get_table_names()):
+        if table.startswith("knowledge_chunks_fts"):  # SQLite's FTS5 index and its shadow tables (not in metadata)
+            continue
         found[table] = {
             "columns": [
                 (c["name"], str(c["type"]), c["nullable"], c.get("default")) for c in inspector.get_columns(table)

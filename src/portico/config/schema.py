@@ -106,6 +106,21 @@ class StorageConfig(_Section):
     )
 
 
+class KnowledgeConfig(_Section):
+    """Knowledge bases (the admin API under /v1/admin/knowledge, searched by requests' `knowledge_bases`)."""
+
+    max_upload_bytes: int = Field(
+        25 * 1024 * 1024, ge=1024, description="Larger datasource uploads get 413; nothing is stored."
+    )
+    ingest_concurrency: int = Field(2, ge=1, le=64, description="Datasources each worker ingests at once.")
+    embed_batch_size: int = Field(64, ge=1, le=2048, description="Chunks per embedding call (and per stored batch).")
+    vector_cache_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=0,
+        description="Per worker: vectors kept in memory for exact search; a larger base is read per search.",
+    )
+
+
 class CacheConfig(_Section):
     url: str = "memory://"
     max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Byte bound of the in-process cache (LRU).")
@@ -138,6 +153,12 @@ class LoggingConfig(_Section):
     spool_dir: str | None = Field(None, description="Where records wait while the database is away (home/spool).")
     spool_max_bytes: int = Field(256 * 1024 * 1024, ge=0, description="Size bound of the spool; 0 turns it off.")
     spool_after_seconds: float = Field(1.0, ge=0, description="How long records wait in memory before the spool.")
+    bodies: Literal["none", "truncated", "full"] = Field(
+        "none",
+        description="Request and response bodies in the call log: none, the first body_max_bytes (truncated) or full;"
+        " a request may choose with `x-portico-log-bodies`. PII inputs and keys are always masked.",
+    )
+    body_max_bytes: int = Field(16384, gt=0, description="Bytes of each body kept when bodies is truncated.")
 
     @field_validator("level")
     @classmethod
@@ -223,14 +244,31 @@ class MetricsConfig(_Section):
     require_key: bool = Field(False, description="GET /metrics asks for a gateway key, like the admin API.")
 
 
+class ModerationConfig(_Section):
+    """A moderation provider for the built-in `orq_sexual_moderation` / `orq_harmful_moderation` (OpenAI's
+    `/moderations` wire format); without one they use the local word lists."""
+
+    provider: str = Field(description="A configured provider that serves /moderations (openai, azure, ...).")
+    model: str = "omni-moderation-latest"
+    threshold: float = Field(0.5, gt=0, le=1, description="A category scoring this much fails, flagged or not.")
+    timeout_ms: float = Field(5000, gt=0, le=60000)
+    on_error: Literal["deny", "allow"] = Field("deny", description="deny: fail closed; allow: fail open.")
+
+
+class GuardrailsConfig(_Section):
+    moderation: ModerationConfig | None = None
+
+
 class Settings(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     portkey: PortkeyConfig = Field(default_factory=PortkeyConfig)
+    guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)

@@ -100,8 +100,10 @@ class ChunkText:
 
 
 class Embedder(Protocol):
-    async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
-        """One vector per text, in order; raises a `ProviderError` naming the upstream's error."""
+    async def embed(self, model: str, texts: Sequence[str], input_type: str | None = None) -> list[list[float]]:
+        """One vector per text, in order; raises a `ProviderError` naming the upstream's error. `input_type`
+        `search_query` for a search's query: models trained asymmetrically (Cohere v3, Gemini, E5) embed a query
+        and the passages it should find differently; None embeds documents."""
         ...
 
     async def rerank(self, model: str, query: str, documents: Sequence[str], top_n: int) -> list[tuple[int, float]]:

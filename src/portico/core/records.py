@@ -1,6 +1,7 @@
 """`CallRecord`: the summary of one chat call that storage keeps and metrics count.
 
-It never holds a client key (only `hash_client_key`'s digest), nor a prompt or a completion.
+It never holds a client key (only `hash_client_key`'s digest); a prompt or a completion only as the request and
+response bodies the gateway or the request asked to keep (`observability/bodies.py`: PII and keys masked).
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ class CallRecord(NamedTuple):
     metadata: Mapping[str, Any] = NO_METADATA
     identity_id: str | None = None
     thread_id: str | None = None
+    retrievals: Sequence[Mapping[str, Any]] | None = None
+    """What the knowledge bases returned ({knowledge_id, chunk_id, datasource_id, search_score, rerank_score,
+    preview}: a chunk's first 80 characters, never more); None when the request named no knowledge base."""
+    request_body: str | None = None
+    """The body the client sent, as `logging.bodies` or `x-portico-log-bodies` keeps it (PII and keys masked,
+    maybe cut); None when bodies are not kept (the default)."""
+    response_body: str | None = None
+    """The body the client was sent (a stream's `text/event-stream` frames), kept as `request_body` is."""
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the timestamp as ISO 8601)."""
@@ -69,6 +78,12 @@ class CallRecord(NamedTuple):
         data["created_at"] = self.created_at.isoformat()
         data["attempts"] = [dict(attempt) for attempt in self.attempts]
         data["metadata"] = dict(self.metadata)
+        if self.retrievals is not None:
+            data["retrievals"] = [dict(found) for found in self.retrievals]
+        if self.request_body is None:  # shown only when kept: most gateways keep none
+            del data["request_body"]
+        if self.response_body is None:
+            del data["response_body"]
         return data
 
 

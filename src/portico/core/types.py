@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeAlias
 import msgspec
 import orjson
 
+from portico.core.knowledge import SearchQuery
 from portico.core.probe import ChunkProbe, UsageProbe, json_object, probe_chunk, probe_completion, truthy
 
 JSONObject: TypeAlias = dict[str, Any]
@@ -129,6 +130,18 @@ class GuardrailHook:
     deny: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class KnowledgeLookup:
+    """One `knowledge_bases` entry of a request (RQ-KB-01..09): which base, and the search as the request asked
+    for it. `search.text` is the entry's `query`, "" when it gave none (the stage then uses the last user message);
+    `search.filter` is the raw `filter_by`, checked by the retrieval stage (the grammar lives above this layer).
+    `at` is the entry's place in the body, so that an error names its path (`body.knowledge_bases.0.filter_by`)."""
+
+    knowledge_id: str
+    search: SearchQuery
+    at: tuple[str | int, ...] = ("body", "knowledge_bases", 0)
+
+
 @dataclass(slots=True)
 class ChatRequest:
     """A validated, normalised chat request.
@@ -156,11 +169,14 @@ class ChatRequest:
     """(id, execute_on) pairs, in request order."""
     hooks: tuple[GuardrailHook, ...] = ()
     """Portkey's guardrail hooks from `x-portkey-config`, in config order."""
+    hook_frames: bool = False
+    """Portkey's `x-portkey-strict-open-ai-compliance: false` with hooks: a stream carries `hook_results` frames."""
     pii_values: tuple[str, ...] = ()
     """Values of `orq.inputs` marked `is_pii`: the model gets them, stored records never do (BEH-VAR-05)."""
     prompt_id: str | None = None
     prompt_version: int | Literal["latest"] = "latest"
-    knowledge_ids: tuple[str, ...] = ()
+    knowledge: tuple[KnowledgeLookup, ...] = ()
+    """The `knowledge_bases` entries, in request order (the retrieval stage's trigger: empty costs nothing)."""
 
 
 @dataclass(slots=True)

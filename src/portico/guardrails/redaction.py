@@ -1,6 +1,6 @@
 """Reversible PII redaction: detected values become stable placeholders (`[EMAIL_1]`) before the model sees the
-request, and the answer gets the originals back, streamed answers included (a placeholder split across chunks is
-held back until it is complete).
+request (message text, tool results and tool-call arguments), and the answer gets the originals back, its tool
+calls and streamed answers included (a placeholder split across chunks is held back until it is complete).
 
 The same value always gets the same placeholder within a request, so the model can refer to it consistently and
 an identical request maps to an identical redacted body (a cache hit never holds PII).
@@ -56,12 +56,23 @@ class Redactor:
         return [self._redact_message(m) if isinstance(m, dict) else m for m in messages]
 
     def _redact_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Text content (a tool result's too) and the JSON text of tool-call arguments: a placeholder holds no
+        character JSON escapes, so redacted arguments stay valid JSON."""
         content = message.get("content")
         if isinstance(content, str):
-            return {**message, "content": self.redact(content)}
-        if isinstance(content, list):
-            return {**message, "content": [self._redact_part(p) for p in content]}
+            message = {**message, "content": self.redact(content)}
+        elif isinstance(content, list):
+            message = {**message, "content": [self._redact_part(p) for p in content]}
+        calls = message.get("tool_calls")
+        if isinstance(calls, list) and calls:
+            message = {**message, "tool_calls": [self._redact_call(c) for c in calls]}
         return message
+
+    def _redact_call(self, call: Any) -> Any:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            return {**call, "function": {**function, "arguments": self.redact(function["arguments"])}}
+        return call
 
     def _redact_part(self, part: Any) -> Any:
         if isinstance(part, dict) and isinstance(part.get("text"), str):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
 import orjson
 
 from portico.guardrails.base import PASSED, GuardContext, GuardrailConfigError, Verdict
@@ -18,6 +17,9 @@ class JsonSchema:
         schema = params.get("schema", {})
         if not isinstance(schema, dict):
             raise GuardrailConfigError("json_schema: 'schema' must be a JSON object")
+        import jsonschema  # only a configured json_schema guardrail pays for it (2 MB resident at start-up)
+
+        self._best_match = jsonschema.exceptions.best_match
         try:
             validator_class = jsonschema.validators.validator_for(schema)
             validator_class.check_schema(schema)
@@ -30,7 +32,7 @@ class JsonSchema:
             value = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
             return Verdict(False, f"the text is not valid JSON ({exc})")
-        error = jsonschema.exceptions.best_match(self.validator.iter_errors(value))
+        error = self._best_match(self.validator.iter_errors(value))
         if error is None:
             return PASSED
         where = "/".join(str(p) for p in error.absolute_path) or "the root"

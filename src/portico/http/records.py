@@ -1,6 +1,7 @@
 """Exchange → `CallRecord`: what the call log and the metrics keep of one chat call, built after its response.
 
-Only summaries leave here: a hash of the client key, never the key; no prompt or completion text. This runs once
+Only summaries leave here: a hash of the client key, never the key; no prompt or completion text but the bodies
+`logging.bodies` asks to keep (masked by `observability/bodies.py`). This runs once
 per call on the event loop, so it stays a straight line of attribute reads (~10 µs).
 """
 
@@ -15,15 +16,18 @@ from typing import Any
 from portico.core.errors import ProviderError
 from portico.core.ids import time_ordered_id
 from portico.core.records import NO_METADATA, CallRecord, hash_client_key
-from portico.core.types import NO_TRACE, Usage
+from portico.core.types import NO_TRACE, ChatRequest, Usage
 from portico.http.routes.chat import Exchange
+from portico.observability.bodies import BodyCapture
 from portico.observability.cost import Pricing
 from portico.observability.logging import redact
+from portico.pipeline.retrieval_context import record_of
 from portico.pipeline.served import Served
 
 MAX_ERROR_CHARS = 2000
 _NOT_SERVED = Served()
 _NO_USAGE = Usage()
+_NO_BODIES = (None, None)
 _key_hash = lru_cache(maxsize=256)(hash_client_key)
 _new_record = tuple.__new__
 
@@ -104,6 +108,10 @@ def record_from_exchange(ex: Exchange, pricing: Pricing | None = None) -> CallRe
             metadata,  # metadata
             _id_of(trace.identity) if trace.identity else None,  # identity_id
             _id_of(trace.thread) if trace.thread else None,  # thread_id
+            record_of(served.retrievals) if served.retrievals is not None else None,  # retrievals
+            *(
+                _bodies(ex.bodies, request, pii_values) if ex.bodies is not None else _NO_BODIES
+            ),  # request/response_body
         ),
     )
 
@@ -140,6 +148,18 @@ def _masked(values: tuple[str, ...], found: Any) -> Any:
     if isinstance(found, list | tuple):
         return [_masked(values, item) for item in found]
     return found
+
+
+def _bodies(
+    capture: BodyCapture, request: ChatRequest | None, pii_values: tuple[str, ...]
+) -> tuple[str | None, str | None]:
+    """The kept bodies, masked of PII and of the keys this request carried (its gateway key, the provider key it
+    brought or its virtual key resolved to) besides the configured ones."""
+    if request is None:
+        return capture.kept(pii_values)
+    credentials = request.credentials
+    keys = [key for key in (request.client_key, credentials.api_key if credentials else None) if key]
+    return capture.kept(pii_values, keys)
 
 
 def _committed(ex: Exchange) -> bool:

@@ -146,9 +146,10 @@ class ConnectionGuard:
             return
         self.dropped.add(conn)
         self.debts.pop(conn, None)
-        if reply is not None:
-            conn.transport.write(reply)
-        conn.transport.close()
+        if reply is None:
+            conn.transport.close()
+            return
+        _Lingering.take_over(conn, reply, self.loop)
 
     def _make_room(self, new: HttpToolsProtocol) -> None:
         """Close the oldest connections that have no request in progress (silent or slow ones first, then idle
@@ -176,6 +177,42 @@ class ConnectionGuard:
         if task is not None:
             return (1, task.when())
         return (0, self.debts.get(conn, (None, 0.0))[1])
+
+
+class _Lingering(asyncio.Protocol):
+    """A connection answered and being closed: the reply and a FIN go out, whatever the client still sends is read
+    and thrown away for up to `LINGER` s, then the socket closes (nginx's lingering close).
+
+    Closing a socket at once with the client's bytes unread, or with more on their way, makes the kernel answer with
+    a reset, and a reset makes the client's kernel drop the reply it had received but not yet read: a slow client
+    would see "connection reset" instead of its 408. uvicorn's protocol still hears `connection_lost`, so its
+    bookkeeping and the guard's stay as they are."""
+
+    LINGER = 2.0
+
+    def __init__(self, conn: HttpToolsProtocol, transport: asyncio.Transport) -> None:
+        self.conn, self.transport = conn, transport
+
+    @classmethod
+    def take_over(cls, conn: HttpToolsProtocol, reply: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        transport = conn.transport
+        transport.set_protocol(cls(conn, transport))
+        transport.write(reply)
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        transport.resume_reading()  # a paused reader would leave bytes unread: the reset this avoids
+        loop.call_later(cls.LINGER, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False  # the client is done too: close now
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.connection_lost(exc)
 
 
 def _owed(conn: HttpToolsProtocol) -> tuple[object, int] | None:

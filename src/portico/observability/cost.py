@@ -2,6 +2,7 @@
 
 Configured prices (`pricing.models`) come before the shipped table (`prices.py`). No price → None, never a guess.
 Lookups are memoised per (provider, model) in a bounded dict, so pricing a call costs a dict hit and a few products.
+`with_cost` puts a stream's cost into its final usage chunk (JSON answers carry the `x-portico-cost-usd` header).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from collections.abc import Mapping
 
 from portico.config.schema import ModelPrice, PricingConfig
-from portico.core.types import Usage
+from portico.core.types import ChatChunk, Usage
 from portico.observability.prices import ALIASES, BUILTIN, Price
 
 _MEMO_LIMIT = 4096
@@ -93,3 +94,18 @@ class Pricing:
 def _names(model: str) -> tuple[str, ...]:
     bare = _VERSION_SUFFIX.sub("", model)
     return (model,) if bare == model or not bare else (model, bare)
+
+
+def with_cost(chunk: ChatChunk, cost: float | None) -> ChatChunk:
+    """The final usage chunk of a stream with `usage.cost_usd` added, for a client that asked for usage.
+
+    A stream's headers leave before its usage is known, so its cost travels in the one place OpenAI's format
+    has for per-call accounting: the usage object of the last chunk. The OpenAI SDKs keep unknown usage keys
+    (`chunk.usage.cost_usd` in Python); other clients ignore them. Called once per stream, on that chunk only:
+    the per-chunk path is untouched. A chunk without usage, or an unknown cost, passes as it is."""
+    if cost is None:
+        return chunk
+    usage = chunk.usage
+    if not usage:
+        return chunk
+    return ChatChunk({**chunk.data, "usage": {**usage, "cost_usd": round(cost, 10)}})

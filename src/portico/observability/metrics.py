@@ -13,15 +13,15 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from portico.core.records import CallRecord
+
+if TYPE_CHECKING:  # prometheus_client (1.2 MB resident) is imported by the first scrape, not at start-up
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 MAX_MODELS = 200
@@ -128,16 +128,16 @@ class _Totals:
         )
 
 
-class Metrics(Collector):
-    """`share_dir`: where each worker writes its totals (`flush`), for every worker's `/metrics` to add up."""
+class Metrics:
+    """`share_dir`: where each worker writes its totals (`flush`), for every worker's `/metrics` to add up.
+    A prometheus_client collector (`describe`, `collect`) in a registry of its own, built by the first scrape."""
 
     def __init__(self, share_dir: str | os.PathLike[str] | None = None) -> None:
         self.own = _Totals()
         self._models: set[str] = set()
         self.share_dir = Path(share_dir) if share_dir else None
         self._own_file = self.share_dir / f"worker-{os.getpid()}.json" if self.share_dir else None
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(self)
+        self._registry: CollectorRegistry | None = None
 
     def observe(self, record: CallRecord) -> None:
         """Label values are kept as they come (statuses as ints) and turned into strings when scraped."""
@@ -193,7 +193,19 @@ class Metrics(Collector):
         staged.write_bytes(orjson.dumps(self.own.snapshot()))
         staged.replace(self._own_file)
 
+    @property
+    def registry(self) -> CollectorRegistry:
+        if self._registry is None:
+            from prometheus_client import CollectorRegistry
+
+            self._registry = CollectorRegistry(auto_describe=True)
+            self._registry.register(self)  # a collector by its two methods (`describe`, `collect`)
+        return self._registry
+
     def render(self) -> tuple[bytes, str]:
+        from prometheus_client import generate_latest
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
     def describe(self) -> list[Metric]:
@@ -220,6 +232,8 @@ class Metrics(Collector):
 
 
 def _counter(name: str, doc: str, labels: list[str], values: Any) -> CounterMetricFamily:
+    from prometheus_client.metrics_core import CounterMetricFamily
+
     family = CounterMetricFamily(name, doc, labels=labels)
     items: Iterable[tuple[Sequence[Any], float]] = list(values.items())
     for key, value in items:
@@ -228,6 +242,8 @@ def _counter(name: str, doc: str, labels: list[str], values: Any) -> CounterMetr
 
 
 def _histogram(name: str, doc: str, histograms: dict[str, _Histogram]) -> HistogramMetricFamily:
+    from prometheus_client.metrics_core import HistogramMetricFamily
+
     family = HistogramMetricFamily(name, doc, labels=["provider"])
     for provider, hist in list(histograms.items()):
         family.add_metric([provider], hist.cumulative(), hist.total)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping
+import re
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from portico.config.schema import TelemetryConfig
-from portico.core.types import TraceInfo
+from portico.core.types import ChatChunk, TraceInfo
 
 if TYPE_CHECKING:
     from portico.observability.tracing import Tracing
@@ -70,6 +71,37 @@ def traced(trace: TraceInfo, traceparent: bytes | None) -> TraceInfo:
 def traceparent_of(trace: TraceInfo) -> str:
     """The `traceparent` an upstream gets: the gateway's request span is its parent."""
     return f"00-{otel_trace_id(trace.trace_id)}-{trace.span_id}-01"
+
+
+def finish_reasons_of(body: Mapping[str, Any]) -> list[str]:
+    """`gen_ai.response.finish_reasons` of a `chat.completion`: each choice's, in choice order."""
+    choices = body.get("choices")
+    if not isinstance(choices, list):
+        return []
+    return [str(c["finish_reason"]) for c in choices if isinstance(c, Mapping) and c.get("finish_reason")]
+
+
+_FINISH = re.compile(rb'"finish_reason"\s*:\s*"([^"\\]{1,64})"')
+"""A finish reason in a frame's bytes: a relayed frame may hold several events and is never decoded for this."""
+
+
+async def tap_finish_reasons(chunks: AsyncIterator[list[ChatChunk]], into: list[str]) -> AsyncIterator[list[ChatChunk]]:
+    """The stream as it is, noting each choice's finish reason into `into`; wrapped around a stream only when
+    tracing is on. Relayed bytes are searched, not decoded; a chunk built here is read as the object it is."""
+    try:
+        async for batch in chunks:
+            for chunk in batch:
+                raw = chunk.raw
+                if raw is not None:
+                    if b'"finish_reason"' in raw:
+                        into.extend(found.decode() for found in _FINISH.findall(raw))
+                else:
+                    into.extend(finish_reasons_of(chunk.data))
+            yield batch
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def tracing_wanted(config: TelemetryConfig, env: Mapping[str, str]) -> bool:

@@ -7,7 +7,7 @@ per-request work. Spans carry the record's own trace and span ids, so a log line
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -57,8 +57,9 @@ class Tracing:
         self._provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=export_delay_ms))
         self._tracer = self._provider.get_tracer("portico")
 
-    def export(self, record: CallRecord) -> None:
-        """Queue the request's spans for export (the batch processor's thread sends them)."""
+    def export(self, record: CallRecord, finish_reasons: Sequence[str] = ()) -> None:
+        """Queue the request's spans for export (the batch processor's thread sends them). `finish_reasons`:
+        each choice's, as the answer gave them (the call record does not keep them)."""
         start = int(record.created_at.timestamp() * 1e9)
         end = start + int(record.latency_ms * _MS)
         trace_id = otel_trace_id(record.trace_id)
@@ -75,6 +76,8 @@ class Tracing:
             attributes=_request_attributes(record),
             start_time=start,
         )
+        if finish_reasons:
+            span.set_attribute("gen_ai.response.finish_reasons", list(finish_reasons))
         if record.error_type is not None:
             span.set_status(Status(StatusCode.ERROR, record.error_type))
         context = set_span_in_context(span)
@@ -125,10 +128,19 @@ def _request_attributes(record: CallRecord) -> dict[str, Any]:
         attributes["gen_ai.usage.cache_read.input_tokens"] = record.cached_tokens
     if record.reasoning_tokens:
         attributes["gen_ai.usage.reasoning.output_tokens"] = record.reasoning_tokens
-    verdicts = record.metadata.get("guardrails") if record.metadata else None
+    metadata = record.metadata
+    if metadata and "deployment_key" in metadata:  # a deployment call: which deployment, version and variant
+        for key in ("deployment_key", "deployment_version", "deployment_variant"):
+            if metadata.get(key) is not None:
+                attributes[f"portico.{key.replace('_', '.', 1)}"] = metadata[key]
+    verdicts = metadata.get("guardrails") if metadata else None
     if verdicts:  # every guardrail verdict, as the call record keeps it: `id:phase:pass|fail`
         attributes["portico.guardrails"] = [
             f"{v.get('id')}:{v.get('phase')}:{'pass' if v.get('passed') else 'fail'}" for v in verdicts
+        ]
+    if record.retrievals is not None:  # what the knowledge bases returned: `knowledge_id:chunk_id:search_score`
+        attributes["portico.retrievals"] = [
+            f"{r.get('knowledge_id')}:{r.get('chunk_id')}:{r.get('search_score')}" for r in record.retrievals
         ]
     return attributes
 

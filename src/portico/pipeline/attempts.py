@@ -85,7 +85,7 @@ class RoutedCall:
         async def attempt(target: Target, timeout_ms: float | None) -> OpenedStream:
             provider, model, req = self.target(request, target)
             options = self._options(provider, timeout_ms, True)
-            start = StreamStart()
+            start = StreamStart(relay=served.relay)
             started = time.perf_counter()
             stream = provider.stream(req, model, self.transport, options, start)
             first: list[list[ChatChunk]] = []

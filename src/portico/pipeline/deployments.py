@@ -49,9 +49,13 @@ def resolve(
 ) -> Resolved:
     """`raw` is the decoded request body (its messages are passed on as sent); `invoke` the same, validated."""
     variant = deployment.variant_for(invoke.context)
-    if invoke.knowledge_filter is not None and not variant.knowledge_bases:
-        message = f"Deployment '{deployment.key}' (variant '{variant.name}') uses no knowledge base to filter"
-        raise ValidationFailed([FieldError(("body", "knowledge_filter"), message)])
+    if invoke.knowledge_filter is not None:
+        if not variant.knowledge_bases:
+            message = f"Deployment '{deployment.key}' (variant '{variant.name}') uses no knowledge base to filter"
+            raise ValidationFailed([FieldError(("body", "knowledge_filter"), message)])
+        from portico.knowledge.filters import parse_filter  # the grammar, loaded by the requests that filter
+
+        parse_filter(invoke.knowledge_filter, path=("body", "knowledge_filter"))
     stored = _stored_prompt(deployment, variant, prompts)
     base = _base_of(deployment, variant, stored)
     inputs = invoke.inputs
@@ -78,7 +82,7 @@ def resolve(
             raise ValidationFailed([FieldError(("body", "extra_params", n), message) for n in reserved])
         parameters = {**parameters, **extra}
     tools = base.tools
-    fixed = not (inputs or prefix or appended or extra)
+    fixed = not (inputs or prefix or appended or extra or invoke.knowledge_filter is not None)
     return Resolved(
         deployment,
         variant,
@@ -133,6 +137,8 @@ def _new_base(deployment: Deployment, variant: Variant, stored: StoredPrompt | N
     messages = tuple(stored.messages) if stored is not None and not variant.messages else variant.messages
     engine = variant.template_engine if stored is None or variant.template_engine != "text" else stored.template_engine
     names = placeholders(messages) if messages is not variant.messages else variant.placeholders
+    if variant.knowledge_bases:  # `{{<knowledge_id>}}` is where the retrieved chunks go (AMB-44), not an input
+        names = tuple(name for name in names if name not in variant.knowledge_bases)
     tools = variant.tools if variant.tools is not None else (stored.tools if stored is not None else None)
     base = _Base(
         messages=messages,
@@ -229,8 +235,12 @@ def _router_body(resolved: Resolved, raw: Mapping[str, Any], *, stream: bool) ->
         body["timeout"] = {"call_timeout": variant.timeout_ms}
     if variant.guardrails:
         body["guardrails"] = [{"id": g, "execute_on": on} for g, on in variant.guardrails]
-    if variant.knowledge_bases:
-        body["knowledge_bases"] = [{"knowledge_id": k} for k in variant.knowledge_bases]
+    if variant.knowledge_bases:  # searched with the request's `knowledge_filter` (BEH-KB-05, RQ-D-13)
+        found = raw.get("knowledge_filter")
+        body["knowledge_bases"] = [
+            {"knowledge_id": k, "filter_by": found} if found is not None else {"knowledge_id": k}
+            for k in variant.knowledge_bases
+        ]
     for name in _FROM_REQUEST:
         if raw.get(name) is not None:
             body[name] = raw[name]

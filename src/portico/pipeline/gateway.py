@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from portico.cache.base import Cache
 from portico.cache.replay import chunks_from_completion
+from portico.core.knowledge import KnowledgeSearch
 from portico.core.types import ChatChunk, ChatRequest, ChatResult
 from portico.pipeline.attempts import RoutedCall
 from portico.pipeline.caching import CacheStage
@@ -20,7 +21,7 @@ from portico.pipeline.retrieval import RetrievalStage
 from portico.pipeline.routing import Router
 from portico.pipeline.served import Served
 from portico.pipeline.stages import Call, Chunks, Stage
-from portico.pipeline.streaming import StreamRelay
+from portico.pipeline.streaming import PriceServed, StreamRelay
 from portico.providers.registry import ProviderRegistry
 from portico.providers.transport import Transport
 
@@ -30,10 +31,16 @@ def build_stages(
     cache: Cache | None,
     prompts: PromptLookup | None = None,
     guardrails: GuardrailCatalog | None = None,
+    knowledge: KnowledgeSearch | None = None,
 ) -> list[Stage]:
     """The request path, outermost first: a stage sees the request as the stages above it left it, and the answer
     after the stages below it (and the routed call) produced it. New stages take their place here."""
-    stages: list[Stage] = [PromptStage(prompts), RenderStage(), RetrievalStage(), GuardrailStage(guardrails)]
+    stages: list[Stage] = [
+        PromptStage(prompts),
+        RenderStage(),
+        RetrievalStage(routed.complete, knowledge),
+        GuardrailStage(guardrails),
+    ]
     # limits (admission by rate and budget) go here, before the cache: a cached answer still counts as a request
     if cache is not None:
         stages.append(CacheStage(cache, routed.target))
@@ -52,10 +59,13 @@ class Gateway:
         *,
         prompts: PromptLookup | None = None,
         guardrails: GuardrailCatalog | None = None,
+        knowledge: KnowledgeSearch | None = None,
     ) -> None:
         self.providers = providers
         self.routed = RoutedCall(providers, transport, router)
-        self.stages = build_stages(self.routed, cache, prompts, guardrails) if stages is None else stages
+        self.price: PriceServed | None = None
+        """Set by the app (the price table lives in observability): a priced stream's usage chunk carries its cost."""
+        self.stages = build_stages(self.routed, cache, prompts, guardrails, knowledge) if stages is None else stages
         # One C call reads every trigger attribute; only stages with their own `active` are asked one by one.
         custom = tuple(s for s in self.stages if type(s).active is not Stage.active)
         names = tuple(dict.fromkeys(name for s in self.stages if s not in custom for name in s.triggers))
@@ -64,6 +74,13 @@ class Gateway:
         # Hooks a stage leaves at the default do nothing: skipping them spares a coroutine per active stage.
         self._after = frozenset(s for s in self.stages if type(s).after is not Stage.after)
         self._wraps = frozenset(s for s in self.stages if type(s).after_stream is not Stage.after_stream)
+
+    def use_knowledge(self, search: KnowledgeSearch) -> None:
+        """Wire the knowledge service into the retrieval stage: the service embeds through this gateway's
+        providers, so it is built after the gateway and attached here."""
+        for stage in self.stages:
+            if isinstance(stage, RetrievalStage):
+                stage.search = search
 
     async def chat(
         self, request: ChatRequest, served: Served | None = None, *, stages: bool = True
@@ -94,7 +111,7 @@ class Gateway:
             opened = await self.routed.open_stream(request, served)
         finally:
             served.upstream_ms = (time.perf_counter() - started) * 1000
-        return StreamRelay(request, served).run(opened.first, opened.rest), served
+        return StreamRelay(request, served, self.price).run(opened.first, opened.rest), served
 
     async def _chat_staged(self, call: Call) -> tuple[ChatResult, Served]:
         ran, result = await self._before(call)
@@ -112,13 +129,14 @@ class Gateway:
             return self._wrap(call, ran, _replay([[ChatChunk(c)] for c in replayed])), call.served
         if self._wraps.isdisjoint(ran):
             return await self.stream(call.request, call.served, stages=False)
+        call.served.relay = False  # a stage reads the chunks: no blocks of undecoded events
         started = time.perf_counter()
         try:
             opened = await self.routed.open_stream(call.request, call.served)
         finally:
             call.served.upstream_ms = (time.perf_counter() - started) * 1000
         wrapped = self._wrap(call, ran, _chain(opened.first, opened.rest))
-        return StreamRelay(call.request, call.served).run([], wrapped), call.served
+        return StreamRelay(call.request, call.served, self.price).run([], wrapped), call.served
 
     def _asks_for_stages(self, request: ChatRequest) -> bool:
         """Whether any stage is active; most requests ask for none and skip `_before` (a coroutine) entirely. A

@@ -8,13 +8,14 @@ Guardrail ids resolve to the spec's built-ins first, then to admin-stored guardr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from portico.core.errors import GuardrailViolation, RequestError
 from portico.core.types import ChatRequest, GuardrailHook
 from portico.guardrails.base import GuardContext, Guardrail, GuardrailConfigError, Phase, Span, Verdict
+from portico.guardrails.moderation import Moderator, ProviderModeration
 from portico.guardrails.redaction import Redactor
 from portico.guardrails.registry import BUILTIN_IDS, HEALING_ID, REDACTION_ID, build, build_portkey_check
 
@@ -48,14 +49,27 @@ class GuardPlan:
     hook_results: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {"before_request_hooks": [], "after_request_hooks": []}
     )
+    stream_hooks: tuple[Use, ...] = ()
+    """Portkey output hooks of a stream: checked once the answer was sent, so they only report (Portkey's rule)."""
+    frames: bool = False
+    """The stream carries `hook_results` frames (the client turned Portkey's strict OpenAI compliance off)."""
 
 
 class GuardrailCatalog:
     """Guardrail id → check: the spec's built-in ids, then the admin-stored custom guardrails. Built-ins are
     compiled once per process; stored ones come compiled from their namespace."""
 
-    def __init__(self, stored: StoredGuardrails | None = None) -> None:
+    def __init__(
+        self,
+        stored: StoredGuardrails | None = None,
+        moderation: Mapping[str, Any] | None = None,
+        moderate: Moderator | None = None,
+    ) -> None:
+        """`moderation` (`guardrails.moderation` of the config): the built-in moderation ids call that provider's
+        `/moderations` through `moderate` instead of using the local word lists."""
         self.stored = stored
+        self.moderation = moderation
+        self.moderate = moderate
         self._builtins: dict[str, Guardrail] = {}
 
     def resolve(self, guardrail_id: str) -> Guardrail:
@@ -64,7 +78,12 @@ class GuardrailCatalog:
             return found
         spec = BUILTIN_IDS.get(guardrail_id)
         if spec is not None:
-            found = self._builtins[guardrail_id] = build(*spec)
+            kind, params = spec
+            if kind == "moderation" and self.moderation is not None:
+                found = ProviderModeration({**params, **self.moderation}, self.moderate)
+            else:
+                found = build(kind, params)
+            self._builtins[guardrail_id] = found
             return found
         custom = self.stored(guardrail_id) if self.stored is not None else None
         if custom is None:
@@ -95,7 +114,12 @@ class GuardrailCatalog:
         for hook in request.hooks:
             use = self._hook(hook)
             (outputs if use.phase == "output" else inputs).append(use)
-        return GuardPlan(tuple(inputs), tuple(outputs), redactor, heal=heal, portkey=bool(request.hooks))
+        plan = GuardPlan(tuple(inputs), tuple(outputs), redactor, heal=heal, portkey=bool(request.hooks))
+        if plan.portkey and request.stream:  # a hook is a `Use` without its own check
+            plan.stream_hooks = tuple(u for u in outputs if u.check is None)
+            plan.outputs = tuple(u for u in outputs if u.check is not None)
+            plan.frames = request.hook_frames
+        return plan
 
     def _hook(self, hook: GuardrailHook) -> Use:
         if hook.ref is not None:  # a guardrail named by id, reported in `hook_results` like an inline hook
@@ -183,6 +207,8 @@ async def _run_hook(plan: GuardPlan, use: Use, text: str, context: GuardContext,
 
 def _record(use: Use, verdict: Verdict) -> dict[str, Any]:
     entry: dict[str, Any] = {"id": use.id, "phase": use.phase, "passed": verdict.passed}
+    if verdict.reason:  # a pass with a reason failed open (a webhook or moderation call that did not answer)
+        entry["reason"] = verdict.reason
     if not verdict.passed:
         entry["reason"] = verdict.reason
         entry["found"] = sorted({s.kind for s in verdict.spans})

@@ -5,26 +5,25 @@ before the cache may store it (its `after` runs first, see `pipeline/__init__.py
 A refused input never reaches the upstream: 400 `guardrail_violation` whose `code` names the guardrail (CHECKLIST
 AMB-16); Portkey hooks answer Portkey's 446 `hooks_failed` with `hook_results`, or 246 when a check failed without
 denying. A refused JSON answer is the same 400. A stream with output guardrails (or healing) is held back whole,
-checked, then sent, or ended with one error event (its headers are already out). Every verdict lands on
-`served.guardrails`, which the call record keeps.
+checked, then sent, or ended with one error event (its headers are already out); a guardrail stored with
+`on_fail: retry` asks the model once more instead (JSON or stream). Portkey's hook frames on streams, and why its
+output hooks only report there, are in `guard_streams.py`. Every verdict lands on `served.guardrails`, which the
+call record keeps.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 from portico.core.errors import GuardrailViolation
-from portico.core.types import ChatChunk, ChatRequest, ChatResult
+from portico.core.types import ChatResult
 from portico.guardrails.registry import REDACTION_ID
 from portico.pipeline.guard_checks import GuardPlan, GuardrailCatalog, input_text, output_text, refuse, run_checks
-from portico.pipeline.rewriting import healed_batches, healed_result, response_schema, restore_body, restore_stream
-from portico.pipeline.served import Served
+from portico.pipeline.guard_streams import Again, Texts, checked_stream, collected, needs_frames, portkey_stream
+from portico.pipeline.rewriting import healed_result, response_schema, restore_body, restore_stream
 from portico.pipeline.stages import Call, Chunks, Stage
 
-__all__ = ["GuardrailCatalog", "GuardrailStage", "OutputGuardStage"]
-
-Again = Callable[[ChatRequest, Served], Awaitable[ChatResult]]
+__all__ = ["Again", "GuardrailCatalog", "GuardrailStage", "OutputGuardStage"]
 
 
 class GuardrailStage(Stage):
@@ -41,6 +40,8 @@ class GuardrailStage(Stage):
             failed = await run_checks(plan, plan.inputs, input_text(call.request.body), call.request)
             if (error := refuse(plan, failed)) is not None:
                 raise error
+            if plan.portkey and failed:  # known before a stream's headers: its status is Portkey's 246 too
+                call.served.status = 246
         if plan.redactor is not None:
             messages = plan.redactor.redact_messages(call.request.body.get("messages") or [])
             call.request = replace(call.request, body={**call.request.body, "messages": messages})
@@ -67,9 +68,12 @@ class GuardrailStage(Stage):
         plan: GuardPlan = call.guard
         if _answered_by_cache(call, plan):
             chunks = checked_stream(call, chunks)
-        if plan.redactor is None or not plan.redactor.by_placeholder:
-            return chunks
-        return restore_stream(chunks, plan.redactor)
+        texts: Texts = {}
+        if plan.stream_hooks:  # Portkey's output hooks read the answer as the model wrote it
+            chunks = collected(chunks, texts)
+        if plan.redactor is not None and plan.redactor.by_placeholder:
+            chunks = restore_stream(chunks, plan.redactor)
+        return portkey_stream(call, chunks, texts) if needs_frames(plan) else chunks
 
 
 class OutputGuardStage(Stage):
@@ -96,7 +100,7 @@ class OutputGuardStage(Stage):
 
     def after_stream(self, call: Call, chunks: Chunks) -> Chunks:
         plan: GuardPlan = call.guard
-        return checked_stream(call, chunks) if plan.outputs or plan.heal else chunks
+        return checked_stream(call, chunks, self.again, checked_result) if plan.outputs or plan.heal else chunks
 
 
 def _answered_by_cache(call: Call, plan: GuardPlan) -> bool:
@@ -112,24 +116,3 @@ async def checked_result(call: Call, result: ChatResult) -> ChatResult:
     if (error := refuse(plan, failed)) is not None:
         raise error
     return result
-
-
-async def checked_stream(call: Call, chunks: Chunks) -> AsyncIterator[list[ChatChunk]]:
-    """The whole stream is held back, then checked: nothing of a refused answer reaches the client."""
-    plan: GuardPlan = call.guard
-    held = [batch async for batch in chunks]
-    pieces: dict[int, list[str]] = {}
-    for batch in held:
-        for chunk in batch:
-            for choice in chunk.data.get("choices") or ():
-                piece = (choice.get("delta") or {}).get("content")
-                if isinstance(piece, str):
-                    pieces.setdefault(choice.get("index", 0), []).append(piece)
-    texts = {index: "".join(parts) for index, parts in sorted(pieces.items())}
-    if plan.heal:
-        held = healed_batches(held, texts, response_schema(call.request.body))
-    failed = await run_checks(plan, plan.outputs, "\n".join(texts.values()), call.request)
-    if (error := refuse(plan, failed)) is not None:
-        raise error
-    for batch in held:
-        yield batch

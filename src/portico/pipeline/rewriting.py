@@ -1,5 +1,6 @@
-"""Answers rewritten by the guardrail stages: redacted PII restored (JSON and streams, placeholders split across
-chunks included) and almost-JSON healed. A chunk that needs no change is passed on as it came (its raw frame).
+"""Answers rewritten by the guardrail stages: redacted PII restored (text and tool-call arguments, JSON and
+streams, placeholders split across chunks included) and almost-JSON healed. A chunk that needs no change is
+passed on as it came (its raw frame).
 """
 
 from __future__ import annotations
@@ -21,23 +22,52 @@ def restore_body(body: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
 
 def _restore_choice(choice: Any, redactor: Redactor) -> Any:
     message = choice.get("message") if isinstance(choice, dict) else None
-    if isinstance(message, dict) and isinstance(message.get("content"), str):
-        return {**choice, "message": {**message, "content": redactor.restore(message["content"])}}
-    return choice
+    if not isinstance(message, dict):
+        return choice
+    restored = message
+    if isinstance(message.get("content"), str):
+        restored = {**restored, "content": redactor.restore(message["content"])}
+    calls = message.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        restored = {**restored, "tool_calls": [_restore_call(c, redactor) for c in calls]}
+    return choice if restored is message else {**choice, "message": restored}
+
+
+def _restore_call(call: Any, redactor: Redactor) -> Any:
+    function = call.get("function") if isinstance(call, dict) else None
+    if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+        return {**call, "function": {**function, "arguments": redactor.restore(function["arguments"])}}
+    return call
+
+
+Restorers = dict[tuple[int, int], StreamRestorer]
+"""One per choice's text (key (choice, -1)) and per tool call's arguments (key (choice, tool call index))."""
 
 
 async def restore_stream(chunks: Chunks, redactor: Redactor) -> AsyncIterator[list[ChatChunk]]:
-    """Each choice's text passes through its own `StreamRestorer`; held text goes out with the finish reason."""
-    restorers: dict[int, StreamRestorer] = {}
+    """Each choice's text and each tool call's arguments pass through their own `StreamRestorer`; held text goes
+    out with the finish reason (or, when a stream ends without one, in a last chunk)."""
+    restorers: Restorers = {}
     async for batch in chunks:
         yield [_restore_chunk(chunk, restorers, redactor) for chunk in batch]
-    tail = {i: r.flush() for i, r in restorers.items()}
-    if any(tail.values()):
-        choices = [{"index": i, "delta": {"content": text}, "finish_reason": None} for i, text in tail.items() if text]
+    tail = {key: text for key, r in restorers.items() if (text := r.flush())}
+    if tail:
+        indexes = sorted({i for i, _ in tail})
+        choices = [{"index": i, "delta": _tail_delta(i, tail), "finish_reason": None} for i in indexes]
         yield [ChatChunk({"object": "chat.completion.chunk", "choices": choices})]
 
 
-def _restore_chunk(chunk: ChatChunk, restorers: dict[int, StreamRestorer], redactor: Redactor) -> ChatChunk:
+def _tail_delta(index: int, tail: dict[tuple[int, int], str]) -> dict[str, Any]:
+    delta: dict[str, Any] = {}
+    if (index, -1) in tail:
+        delta["content"] = tail[(index, -1)]
+    calls = [{"index": c, "function": {"arguments": t}} for (i, c), t in sorted(tail.items()) if i == index and c >= 0]
+    if calls:
+        delta["tool_calls"] = calls
+    return delta
+
+
+def _restore_chunk(chunk: ChatChunk, restorers: Restorers, redactor: Redactor) -> ChatChunk:
     choices = chunk.data.get("choices")
     if not choices:
         return chunk
@@ -45,21 +75,52 @@ def _restore_chunk(chunk: ChatChunk, restorers: dict[int, StreamRestorer], redac
     for choice in choices:
         index = choice.get("index", 0)
         delta = choice.get("delta") or {}
-        piece = delta.get("content")
-        restorer = restorers.get(index)
-        if restorer is None:
-            restorer = restorers[index] = redactor.restorer()
-        if isinstance(piece, str):
-            piece = restorer.feed(piece)
-        if choice.get("finish_reason") and (rest := restorer.flush()):
-            piece = (piece or "") + rest
-        if piece is not None and piece != delta.get("content"):
-            rebuilt.append({**choice, "delta": {**delta, "content": piece}})
-        else:
-            rebuilt.append(choice)
+        finished = bool(choice.get("finish_reason"))
+        new_delta = delta
+        piece = _restored_piece(delta.get("content"), (index, -1), restorers, redactor)
+        if piece != delta.get("content"):
+            new_delta = {**new_delta, "content": piece}
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list) and calls:
+            restored_calls = [_restore_call_delta(c, index, restorers, redactor) for c in calls]
+            if restored_calls != calls:
+                new_delta = {**new_delta, "tool_calls": restored_calls}
+        if finished:
+            new_delta = _flushed(new_delta, index, restorers)
+        rebuilt.append(choice if new_delta is delta else {**choice, "delta": new_delta})
     if rebuilt == choices:
         return chunk
     return ChatChunk({**chunk.data, "choices": rebuilt})
+
+
+def _restored_piece(piece: Any, key: tuple[int, int], restorers: Restorers, redactor: Redactor) -> Any:
+    if not isinstance(piece, str):
+        return piece
+    restorer = restorers.get(key)
+    if restorer is None:
+        restorer = restorers[key] = redactor.restorer()
+    return restorer.feed(piece)
+
+
+def _restore_call_delta(call: Any, index: int, restorers: Restorers, redactor: Redactor) -> Any:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+        return call
+    key = (index, int(call.get("index", 0)))
+    restored = _restored_piece(function["arguments"], key, restorers, redactor)
+    return call if restored == function["arguments"] else {**call, "function": {**function, "arguments": restored}}
+
+
+def _flushed(delta: dict[str, Any], index: int, restorers: Restorers) -> dict[str, Any]:
+    """The delta of a finishing choice with every text its restorers still hold appended."""
+    text = restorers[(index, -1)].flush() if (index, -1) in restorers else ""
+    if text:
+        delta = {**delta, "content": (delta.get("content") or "") + text}
+    held = {c: r.flush() for (i, c), r in restorers.items() if i == index and c >= 0}
+    calls = [{"index": c, "function": {"arguments": t}} for c, t in sorted(held.items()) if t]
+    if calls:
+        delta = {**delta, "tool_calls": [*(delta.get("tool_calls") or []), *calls]}
+    return delta
 
 
 def healed_result(result: ChatResult, schema: Any) -> ChatResult:

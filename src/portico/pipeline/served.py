@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from portico.core.knowledge import Retrieval
 from portico.core.types import Attempt, ChatChunk, Usage
 
 
@@ -31,6 +32,12 @@ class Served:
     """The status of a successful JSON answer: Portkey's 246 when a guardrail hook failed without denying."""
     guardrails: list[dict[str, Any]] | None = None
     """Every guardrail verdict of the request ({id, phase, passed, reason, entities}); the call record keeps them."""
+    relay: bool = False
+    """The stream goes to the client as its frames' bytes, unread (`write_stream`), with no stage wrapping it: an
+    OpenAI-compatible upstream may then hand on whole blocks of events once content flows (`openai_relay.py`)."""
+    retrievals: list[Retrieval] | None = None
+    """The chunks the retrieval stage found, every base in request order (None: the request named no base); the
+    deployment answer's `retrievals` and the call record read them."""
 
 
 @dataclass(slots=True)

@@ -63,9 +63,12 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
 
     def build_request(self, request: ChatRequest, model: str) -> HttpCall:
         call = super().build_request(request, model)
+        return dataclasses.replace(call, url=self.endpoint_url(request, model, "/chat/completions"))
+
+    def endpoint_url(self, request: ChatRequest, model: str, path: str) -> str:
+        """Every Azure OpenAI operation sits under its deployment: chat, and `/embeddings` for embeddings."""
         base = self.url_base(request).removesuffix("/openai")
-        url = f"{base}/openai/deployments/{quote(model, safe='')}/chat/completions{self._query}"
-        return dataclasses.replace(call, url=url)
+        return f"{base}/openai/deployments/{quote(model, safe='')}{path}{self._query}"
 
 
 class AzureOptions(AdapterOptions):

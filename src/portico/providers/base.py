@@ -8,21 +8,23 @@ the one shared `Transport`.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 
 from portico.config.schema import ProviderConfig
+from portico.core.embeddings import EmbeddingRequest, EmbeddingResult, RerankRequest, RerankResult
 from portico.core.errors import ProviderError, RequestError, UpstreamHTTPError, UpstreamProtocolError
-from portico.core.types import ChatChunk, ChatRequest, ChatResult, JSONObject
+from portico.core.types import ChatChunk, ChatRequest, ChatResult, JSONObject, ProviderCredentials
 from portico.providers.failure import call_secrets, clean_error
 from portico.providers.transport import Limits, Transport, UpstreamEvent
 
 Framing = Literal["json", "sse", "aws-eventstream"]
 # What a translation method raises when an upstream answer does not have the shape its API documents.
 _PARSER_BUGS = (ValueError, KeyError, TypeError, IndexError, AttributeError)
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -81,6 +83,8 @@ class StreamStart:
     """What the gateway learns when an upstream stream opens (before any chunk)."""
 
     dropped_params: tuple[str, ...] = ()
+    relay: bool = False
+    """The caller sends the chunks' `raw` frames on unread: a parser that `relays` may yield blocks of events."""
 
 
 class Provider(abc.ABC):
@@ -132,6 +136,24 @@ class Provider(abc.ABC):
         self, request: ChatRequest, model: str, transport: Transport, options: CallOptions, start: StreamStart
     ) -> AsyncIterator[list[ChatChunk]]:
         """Yield batches of chunks as they arrive (one batch per upstream read, never buffered across reads)."""
+
+    max_embed_batch: int = 2048
+    """Most texts one upstream embeddings call takes (OpenAI's limit by default); the pipeline splits beyond."""
+
+    async def embed(
+        self, request: EmbeddingRequest, model: str, transport: Transport, options: CallOptions
+    ) -> EmbeddingResult:
+        """Optional capability: adapters with an embeddings API override this. The default is a clear 400, not a
+        guessed URL's 404 from the upstream."""
+        raise RequestError(
+            f"provider {self.name!r} does not offer embeddings", code="embeddings_not_supported", param="model"
+        )
+
+    async def rerank(
+        self, request: RerankRequest, model: str, transport: Transport, options: CallOptions
+    ) -> RerankResult:
+        """Optional capability, like `embed`: scores in [0, 1], best first."""
+        raise RequestError(f"provider {self.name!r} does not offer rerank", code="rerank_not_supported", param="model")
 
 
 class HttpProvider(Provider):
@@ -191,9 +213,11 @@ class HttpProvider(Provider):
         call = self.build_request(request, model)
         start.dropped_params = call.dropped_params
         parser = self.stream_parser(request, model)
+        relay = start.relay and call.framing == "sse" and getattr(parser, "relays", False)
+        framing = "sse-relay" if relay else call.framing
         try:
             async with transport.open_stream(
-                call.method, call.url, call.headers, call.body, options, self.name, call.framing, self.limits
+                call.method, call.url, call.headers, call.body, options, self.name, framing, self.limits
             ) as upstream:
                 if upstream.status >= 400:
                     raise self.map_error(upstream.status, await upstream.read(), upstream.headers)
@@ -216,6 +240,34 @@ class HttpProvider(Provider):
         if tail:
             yield tail
 
+    async def send_json(
+        self, call: HttpCall, transport: Transport, options: CallOptions, credentials: ProviderCredentials | None
+    ) -> tuple[JSONObject, Mapping[str, str]]:
+        """One JSON exchange besides chat (embeddings, rerank): the answer object and its headers, or the
+        adapter's mapped error, cleaned of every secret the call sent exactly like a chat call's."""
+        view = credentials_view(credentials)
+        try:
+            status, headers, body = await transport.send(
+                call.method, call.url, call.headers, call.body, options, self.name, self.limits
+            )
+        except ProviderError as error:
+            raise self._failed(error, call, view) from None
+        if status >= 400:
+            failure = self.map_error(status, body, headers)
+            body = b""
+            raise self._failed(failure, call, view)
+        try:
+            return decode_json_object(body, self.name), headers
+        except ProviderError as error:
+            raise self._failed(error, call, view) from None
+
+    def parse_guarded(self, parse: Callable[[JSONObject], T], data: JSONObject, what: str) -> T:
+        """`parse(data)`, with a parser that chokes on the answer reported as the upstream's protocol error."""
+        try:
+            return parse(data)
+        except _PARSER_BUGS as exc:
+            raise self._malformed(exc, what) from None
+
     def _failed(self, error: ProviderError, call: HttpCall, request: ChatRequest) -> ProviderError:
         """Every error leaving the provider: no secret the call sent, no upstream body, no frames holding one."""
         clean_error(error, call_secrets(call.headers, call.url, self.api_key(request)))
@@ -227,6 +279,12 @@ class HttpProvider(Provider):
             f"{self.name} returned a {what} that is not valid for its API ({type(exc).__name__})",
             provider=self.name,
         )
+
+
+def credentials_view(credentials: ProviderCredentials | None) -> ChatRequest:
+    """A bodiless request carrying only `credentials`: what `api_key`, `url_base` and `extra_headers` read, so
+    embeddings and rerank authenticate through the same methods as chat."""
+    return ChatRequest(model="", body={}, credentials=credentials)
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:

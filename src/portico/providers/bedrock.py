@@ -25,9 +25,10 @@ import orjson
 
 from portico.config.load import ConfigError
 from portico.config.schema import AdapterOptions, ProviderConfig
+from portico.core.embeddings import EmbeddingRequest, EmbeddingResult
 from portico.core.errors import ProviderError
-from portico.core.types import ChatChunk, ChatRequest, ChatResult
-from portico.providers import bedrock_stream
+from portico.core.types import ChatChunk, ChatRequest, ChatResult, JSONObject
+from portico.providers import bedrock_embed, bedrock_stream
 from portico.providers.base import (
     CallOptions,
     Framing,
@@ -37,6 +38,7 @@ from portico.providers.base import (
     StreamStart,
     decode_json_object,
 )
+from portico.providers.base import credentials_view as _view
 from portico.providers.bedrock_request import to_converse
 from portico.providers.registry import Register, hookimpl
 from portico.providers.transport import Transport
@@ -56,21 +58,65 @@ class BedrockProvider(HttpProvider):
         self._signer = None if credentials is None else SigV4Signer(botocore, self.region, credentials)
         self._static_headers = {"Content-Type": "application/json", **config.headers}
 
+    max_embed_batch = 96
+    """Cohere Embed on Bedrock takes 96 texts per call; Titan takes one (the adapter fans those out)."""
+
     def build_request(self, request: ChatRequest, model: str) -> HttpCall:
         converse, dropped = to_converse(request.body, self.name)
         body = orjson.dumps(converse)
         action = "converse-stream" if request.stream else "converse"
         url = f"{self.url_base(request)}/model/{quote(model, safe='')}/{action}"
+        headers = self._signed(request, url, body)
+        framing: Framing = "aws-eventstream" if request.stream else "json"
+        return HttpCall(url=url, headers=headers, body=body, framing=framing, dropped_params=dropped)
+
+    def _signed(self, request: ChatRequest, url: str, body: bytes) -> dict[str, str]:
         headers = dict(self._static_headers)
         if request.forward_headers or request.credentials is not None:
             headers.update(self.extra_headers(request))
         key = request.credentials.api_key if request.credentials is not None else None
         if key or self._signer is None:
             headers["Authorization"] = f"Bearer {key or self.config.api_key}"
-        else:
-            headers = self._signer.sign(url, headers, body)
-        framing: Framing = "aws-eventstream" if request.stream else "json"
-        return HttpCall(url=url, headers=headers, body=body, framing=framing, dropped_params=dropped)
+            return headers
+        return self._signer.sign(url, headers, body)
+
+    async def embed(
+        self, request: EmbeddingRequest, model: str, transport: Transport, options: CallOptions
+    ) -> EmbeddingResult:
+        """InvokeModel: one call for a Cohere Embed batch, one call per text (bounded fan-out) for Titan."""
+        if self._signer is not None:
+            await self._signer.refresh()
+        if bedrock_embed.is_cohere(model):
+            data, headers = await self._invoke(
+                model, bedrock_embed.cohere_payload(request), request, transport, options
+            )
+            count = len(request.texts)
+            parse = lambda d: bedrock_embed.parse_cohere(d, headers, model, count)  # noqa: E731
+            return self.parse_guarded(parse, data, "embeddings answer")
+        gate = asyncio.Semaphore(bedrock_embed.TITAN_CONCURRENCY)
+
+        async def one(text: str) -> tuple[list[float], int]:
+            async with gate:
+                payload = bedrock_embed.titan_payload(text, request, model)
+                data, _ = await self._invoke(model, payload, request, transport, options)
+            return self.parse_guarded(bedrock_embed.parse_titan, data, "embeddings answer")
+
+        results = await asyncio.gather(*(one(text) for text in request.texts))
+        return EmbeddingResult([vector for vector, _ in results], sum(tokens for _, tokens in results), model)
+
+    async def _invoke(
+        self,
+        model: str,
+        payload: JSONObject,
+        request: EmbeddingRequest,
+        transport: Transport,
+        options: CallOptions,
+    ) -> tuple[JSONObject, Mapping[str, str]]:
+        view = _view(request.credentials)
+        url = f"{self.url_base(view)}/model/{quote(model, safe='')}/invoke"
+        body = orjson.dumps(payload)
+        call = HttpCall(url=url, headers=self._signed(view, url, body), body=body)
+        return await self.send_json(call, transport, options, request.credentials)
 
     def parse_response(self, body: bytes, model: str) -> ChatResult:
         data = decode_json_object(body, self.name)

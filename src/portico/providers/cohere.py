@@ -18,11 +18,22 @@ from typing import Any
 
 import orjson
 
+from portico.core.embeddings import EmbeddingRequest, EmbeddingResult, RerankRequest, RerankResult
 from portico.core.errors import ProviderError, UnsupportedParameter, UpstreamHTTPError
 from portico.core.types import ChatRequest, ChatResult, JSONObject
-from portico.providers.base import HttpCall, HttpProvider, StreamParser, decode_json_object, parse_retry_after
+from portico.providers import cohere_embed
+from portico.providers.base import (
+    CallOptions,
+    HttpCall,
+    HttpProvider,
+    StreamParser,
+    credentials_view,
+    decode_json_object,
+    parse_retry_after,
+)
 from portico.providers.cohere_stream import CohereStreamParser, completion_from_response
 from portico.providers.registry import Register, hookimpl
+from portico.providers.transport import Transport
 
 MAPPED_PARAMS = frozenset(
     {
@@ -46,23 +57,52 @@ class CohereProvider(HttpProvider):
     kind = "cohere"
     default_base_url = "https://api.cohere.com"
 
+    max_embed_batch = cohere_embed.MAX_BATCH
+
     def build_request(self, request: ChatRequest, model: str) -> HttpCall:
         payload, dropped = translate_request(request.body, model, self.name)
         payload["stream"] = request.stream
-        headers = {"Content-Type": "application/json", "Accept": "application/json", **self.extra_headers(request)}
+        headers = self._headers(request)
         if request.stream:
             headers["Accept"] = "text/event-stream"
-        key = self.api_key(request)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        root = self.url_base(request)
         return HttpCall(
-            url=f"{root if root.endswith('/v2') else root + '/v2'}/chat",
+            url=self._url(request, "/chat"),
             headers=headers,
             body=orjson.dumps(payload),
             framing="sse",
             dropped_params=tuple(dropped),
         )
+
+    def _headers(self, request: ChatRequest) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json", **self.extra_headers(request)}
+        key = self.api_key(request)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _url(self, request: ChatRequest, path: str) -> str:
+        root = self.url_base(request)
+        return f"{root if root.endswith('/v2') else root + '/v2'}{path}"
+
+    async def embed(
+        self, request: EmbeddingRequest, model: str, transport: Transport, options: CallOptions
+    ) -> EmbeddingResult:
+        view = credentials_view(request.credentials)
+        body = orjson.dumps(cohere_embed.embed_payload(request, model))
+        call = HttpCall(self._url(view, "/embed"), self._headers(view), body)
+        data, _ = await self.send_json(call, transport, options, request.credentials)
+        count = len(request.texts)
+        return self.parse_guarded(lambda d: cohere_embed.parse_embed(d, model, count), data, "embed answer")
+
+    async def rerank(
+        self, request: RerankRequest, model: str, transport: Transport, options: CallOptions
+    ) -> RerankResult:
+        view = credentials_view(request.credentials)
+        body = orjson.dumps(cohere_embed.rerank_payload(request, model))
+        call = HttpCall(self._url(view, "/rerank"), self._headers(view), body)
+        data, _ = await self.send_json(call, transport, options, request.credentials)
+        count, top_n = len(request.documents), request.top_n
+        return self.parse_guarded(lambda d: cohere_embed.parse_rerank(d, count, top_n), data, "rerank answer")
 
     def parse_response(self, body: bytes, model: str) -> ChatResult:
         completion = completion_from_response(decode_json_object(body, self.name), model)

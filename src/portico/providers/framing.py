@@ -20,6 +20,18 @@ class UpstreamEvent:
     event: str | None = None
 
 
+RELAYED = "\x00portico-relayed-block"
+"""The `event` of an `UpstreamEvent` from a relaying `SSEReader` whose `data` is whole events, not one payload:
+the complete events of one read (it starts with `data: {`, ends with a blank line), exactly as received, to be
+sent on as they are. Compared by identity: no upstream event name is this object.
+
+The reader does not look inside a block: every pass over a block's bytes (a search, a count) costs about what
+the bare proxy spends relaying them, so its framing is trusted. A comment (`: keep-alive`) in it reaches the
+client, which ignores it as the event-by-event path's dropping did; an `event:` name or a multi-line `data` would
+reach the client as sent, where the event-by-event path sent the data alone (OpenAI-compatible servers use
+neither). `event_at` reads one event of a block the way the event-by-event path does."""
+
+
 class EventTooLarge(ValueError):
     """One stream event grew past the provider's `max_event_bytes` before it ended."""
 
@@ -36,13 +48,16 @@ class SSEReader:
     (plus the one byte before them), then joined once.
     """
 
-    __slots__ = ("_cr", "_limit", "_parts", "_pending")
+    __slots__ = ("_cr", "_limit", "_parts", "_pending", "_relay")
 
-    def __init__(self, max_event_bytes: int | None = None) -> None:
+    def __init__(self, max_event_bytes: int | None = None, *, relay: bool = False) -> None:
         self._parts: list[bytes] = []  # the reads of an unfinished event
         self._pending = 0
         self._cr = False  # the last read ended with CR: a LF starting the next one belongs to it
         self._limit = max_event_bytes
+        self._relay = relay
+        """Hand the whole events of a read on as one `RELAYED` block (the OpenAI-compatible stream): the relay
+        then sends their bytes without splitting them."""
 
     def feed(self, chunk: bytes) -> list[UpstreamEvent]:
         if self._cr or b"\r" in chunk:
@@ -62,26 +77,60 @@ class SSEReader:
             parts.clear()
         else:
             data = chunk
+        if self._relay:
+            return self._relayed(data)
         *blocks, tail = data.split(b"\n\n")
         if tail:
             parts.append(tail)
             self._pending = size = len(tail)
             if self._limit is not None and size > self._limit:
                 raise EventTooLarge(self._limit)
-        out: list[UpstreamEvent] = []
-        for block in blocks:
-            if block.startswith(b"data: ") and b"\n" not in block:  # the common single-line event, inline
-                out.append(UpstreamEvent(block[6:]))
-            elif block:
-                event = _parse_sse_block(block)
-                if event is not None:
-                    out.append(event)
-        return out
+        return _events(blocks)
+
+    def _relayed(self, data: bytes) -> list[UpstreamEvent]:
+        """The whole events of `data` as one `RELAYED` block (the rest kept for the next read). No pass over the
+        block's bytes here: see `RELAYED` for what that trusts."""
+        cut = data.rfind(b"\n\n") + 2
+        if cut == 1:  # no event ended in this read
+            tail, whole = data, b""
+        elif cut == len(data):
+            tail, whole = b"", data
+        else:
+            tail, whole = data[cut:], data[:cut]
+        if tail:
+            self._parts.append(tail)
+            self._pending = size = len(tail)
+            if self._limit is not None and size > self._limit:
+                raise EventTooLarge(self._limit)
+        if not whole:
+            return []
+        if whole.startswith(b"data: {"):  # a final `[DONE]` stays in: cutting it off would copy the block
+            return [UpstreamEvent(whole, RELAYED)]
+        return _events(whole.split(b"\n\n"))  # a comment or a named event first: event by event
 
     def _grow(self, size: int) -> None:
         self._pending += size
         if self._limit is not None and self._pending > self._limit:
             raise EventTooLarge(self._limit)
+
+
+def _events(blocks: list[bytes]) -> list[UpstreamEvent]:
+    out: list[UpstreamEvent] = []
+    for block in blocks:
+        if block.startswith(b"data: ") and b"\n" not in block:  # the common single-line event, inline
+            out.append(UpstreamEvent(block[6:]))
+        elif block:
+            event = _parse_sse_block(block)
+            if event is not None:
+                out.append(event)
+    return out
+
+
+def event_at(block: bytes) -> UpstreamEvent | None:
+    """One event (its bytes without the blank line that ended it) as the event-by-event path reads it."""
+    if block.startswith(b"data: ") and b"\n" not in block:
+        return UpstreamEvent(block[6:])
+    return _parse_sse_block(block) if block else None
 
 
 def _parse_sse_block(block: bytes) -> UpstreamEvent | None:

@@ -22,9 +22,12 @@ from typing import Any
 import orjson
 
 from portico.config.schema import AdapterOptions, ProviderConfig
+from portico.core.embeddings import EmbeddingRequest, EmbeddingResult
 from portico.core.errors import ProviderError, RequestError, UnsupportedParameter
 from portico.core.types import ChatRequest, ChatResult, JSONObject
-from portico.providers.base import HttpCall, HttpProvider, StreamParser, decode_json_object
+from portico.providers import gemini_embed
+from portico.providers.base import CallOptions, HttpCall, HttpProvider, StreamParser, decode_json_object
+from portico.providers.base import credentials_view as view_of
 from portico.providers.gemini_stream import (
     GeminiStreamParser,
     completion_from_response,
@@ -35,6 +38,7 @@ from portico.providers.gemini_stream import (
     user_parts,
 )
 from portico.providers.registry import Register, hookimpl
+from portico.providers.transport import Transport
 
 MAPPED_PARAMS = frozenset({
     "messages", "tools", "tool_choice", "functions", "function_call", "response_format", "stop", "temperature",
@@ -74,23 +78,41 @@ class GeminiProvider(HttpProvider):
         super().__init__(name, config)
         self.api_version = str(config.options.get("api_version") or "v1beta")
 
+    max_embed_batch = gemini_embed.MAX_BATCH
+
     def build_request(self, request: ChatRequest, model: str) -> HttpCall:
         payload, dropped = translate_request(request.body, model, self.name)
-        headers = {"Content-Type": "application/json", **self.extra_headers(request)}
-        key = self.api_key(request)
-        if key:
-            headers["x-goog-api-key"] = key
-        root = self.url_base(request)
-        if not _VERSIONED.search(root):
-            root = f"{root}/{self.api_version}"
         method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
         return HttpCall(
-            url=f"{root}/{model_path(model)}:{method}",
-            headers=headers,
+            url=self._url(request, model, method),
+            headers=self._headers(request),
             body=orjson.dumps(payload),
             framing="sse",
             dropped_params=tuple(dropped),
         )
+
+    def _headers(self, request: ChatRequest) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self.extra_headers(request)}
+        key = self.api_key(request)
+        if key:
+            headers["x-goog-api-key"] = key
+        return headers
+
+    def _url(self, request: ChatRequest, model: str, method: str) -> str:
+        root = self.url_base(request)
+        if not _VERSIONED.search(root):
+            root = f"{root}/{self.api_version}"
+        return f"{root}/{model_path(model)}:{method}"
+
+    async def embed(
+        self, request: EmbeddingRequest, model: str, transport: Transport, options: CallOptions
+    ) -> EmbeddingResult:
+        view = view_of(request.credentials)
+        body = orjson.dumps(gemini_embed.batch_payload(request, model_path(model)))
+        call = HttpCall(self._url(view, model, "batchEmbedContents"), self._headers(view), body)
+        data, _ = await self.send_json(call, transport, options, request.credentials)
+        count = len(request.texts)
+        return self.parse_guarded(lambda d: gemini_embed.parse_batch(d, model, count), data, "embeddings answer")
 
     def parse_response(self, body: bytes, model: str) -> ChatResult:
         data = decode_json_object(body, self.name)

@@ -2,7 +2,8 @@
 
 It echoes the last user message, honours `n`, calls a tool when tools are offered (and `tool_choice` allows),
 streams word by word, and reports usage as word counts. Special models: `mock/error-<status>` fails with that
-upstream status, `mock/slow-<ms>` waits before answering.
+upstream status, `mock/slow-<ms>` waits before answering. Embeddings and rerank (`mock/embed`, `mock/rerank`,
+any model in fact) are deterministic and offline (`mock_embed`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 
 import orjson
 
+from portico.core.embeddings import EmbeddingRequest, EmbeddingResult, RerankRequest, RerankResult
 from portico.core.errors import UpstreamHTTPError, UpstreamTimeout
 from portico.core.types import ChatChunk, ChatRequest, ChatResult, JSONObject
+from portico.providers import mock_embed
 from portico.providers.base import CallOptions, Provider, StreamStart
 from portico.providers.registry import Register, hookimpl
 from portico.providers.transport import Transport
@@ -25,7 +28,20 @@ class MockProvider(Provider):
     kind = "mock"
 
     def models(self) -> list[str]:
-        return list(self.config.models) or ["echo"]
+        return list(self.config.models) or ["echo", "embed", "rerank"]
+
+    async def embed(
+        self, request: EmbeddingRequest, model: str, transport: Transport, options: CallOptions
+    ) -> EmbeddingResult:
+        """Hashed word and trigram features (`mock_embed`); `error-<status>` and `slow-<ms>` behave as in chat."""
+        await self._misbehave(model, options)
+        return mock_embed.embed(request, model)
+
+    async def rerank(
+        self, request: RerankRequest, model: str, transport: Transport, options: CallOptions
+    ) -> RerankResult:
+        await self._misbehave(model, options)
+        return mock_embed.rerank(request)
 
     async def complete(
         self, request: ChatRequest, model: str, transport: Transport, options: CallOptions

@@ -14,11 +14,22 @@ from types import MappingProxyType
 import orjson
 
 from portico.config.schema import ProviderConfig
+from portico.core.embeddings import EmbeddingRequest, EmbeddingResult, RerankRequest, RerankResult
 from portico.core.errors import UpstreamProtocolError
 from portico.core.types import ChatChunk, ChatRequest, ChatResult, JSONObject
-from portico.providers.base import HttpCall, HttpProvider, StreamParser, decode_json_object
+from portico.providers import openai_embed
+from portico.providers.base import (
+    CallOptions,
+    HttpCall,
+    HttpProvider,
+    StreamParser,
+    credentials_view,
+    decode_json_object,
+)
+from portico.providers.framing import RELAYED
 from portico.providers.openai_params import Accepts
-from portico.providers.transport import UpstreamEvent
+from portico.providers.openai_relay import DONE, plain_block, split_block
+from portico.providers.transport import Transport, UpstreamEvent
 
 VLLM_ONLY_PARAMS = frozenset(
     {
@@ -75,6 +86,10 @@ class Flavor:
     stream_usage: bool = True
     """Accepts `stream_options.include_usage`; the gateway then always asks, to account every stream."""
     key_required: bool = True
+    embeddings: bool = True
+    """Serves `/embeddings`; False: a clear 400 instead of the upstream's 404."""
+    rerank: bool = False
+    """Serves `/rerank` (vLLM, TEI, Jina, Together); hosted OpenAI-style APIs mostly do not."""
 
 
 class OpenAICompatibleProvider(HttpProvider):
@@ -136,17 +151,64 @@ class OpenAICompatibleProvider(HttpProvider):
         return ChatResult(body=data, raw=body, model=str(data.get("model") or model))
 
     def stream_parser(self, request: ChatRequest, model: str) -> StreamParser:
-        return OpenAIStreamParser(self.name)
+        return OpenAIStreamParser(self.name, not request.include_usage)
+
+    def endpoint_url(self, request: ChatRequest, model: str, path: str) -> str:
+        """The URL of a non-chat endpoint (`/embeddings`, `/rerank`) next to `/chat/completions`."""
+        return self.url_base(request) + path
+
+    async def embed(
+        self, request: EmbeddingRequest, model: str, transport: Transport, options: CallOptions
+    ) -> EmbeddingResult:
+        if not self.flavor.embeddings:
+            return await super().embed(request, model, transport, options)
+        view = credentials_view(request.credentials)
+        url = self.endpoint_url(view, model, "/embeddings")
+        call = HttpCall(url, self.headers(view), openai_embed.embeddings_body(request, model))
+        data, _ = await self.send_json(call, transport, options, request.credentials)
+        count = len(request.texts)
+        return self.parse_guarded(lambda d: openai_embed.parse_embeddings(d, model, count), data, "embeddings answer")
+
+    async def rerank(
+        self, request: RerankRequest, model: str, transport: Transport, options: CallOptions
+    ) -> RerankResult:
+        if not self.flavor.rerank:
+            return await super().rerank(request, model, transport, options)
+        view = credentials_view(request.credentials)
+        url = self.endpoint_url(view, model, "/rerank")
+        call = HttpCall(url, self.headers(view), openai_embed.rerank_body(request, model))
+        data, _ = await self.send_json(call, transport, options, request.credentials)
+        count, top_n = len(request.documents), request.top_n
+        return self.parse_guarded(lambda d: openai_embed.parse_rerank(d, count, top_n), data, "rerank answer")
 
 
 class OpenAIStreamParser:
-    """Relays OpenAI chunks with their original bytes, so an unchanged chunk is never encoded twice."""
+    """Relays OpenAI chunks with their original bytes, so an unchanged chunk is never encoded twice; given whole
+    blocks of events (`relays`: the transport's relaying SSE reader), passes them on as blocks once content flows
+    (`openai_relay.py`)."""
 
-    def __init__(self, provider: str) -> None:
+    relays = True
+
+    def __init__(self, provider: str, strip_usage: bool = False) -> None:
         self._provider = provider
         self._done = False
+        self._flowing = False
+        self._strip_usage = strip_usage  # the client did not ask for usage: blocks say so to the relay
 
     def feed(self, event: UpstreamEvent) -> list[ChatChunk]:
+        if event.event is RELAYED:
+            block = event.data
+            if self._flowing and (plain := plain_block(block, self._strip_usage)) is not None:
+                return [plain]
+            end = len(block)
+            if block.endswith(DONE) and (end == len(DONE) or block[-len(DONE) - 2 : -len(DONE)] == b"\n\n"):
+                self._done = True  # the stream's end: the HTTP layer sends its own `[DONE]`
+                end -= len(DONE)
+            out, self._flowing = split_block(block, self._flowing, self._feed, self._strip_usage, end)
+            return out
+        return self._feed(event)
+
+    def _feed(self, event: UpstreamEvent) -> list[ChatChunk]:
         data = event.data
         if data == b"[DONE]":
             self._done = True

@@ -98,7 +98,9 @@ class UpstreamStream:
         compared once per read: an `asyncio.timeout` per read was ~130 bytecodes and a timer for every chunk
         of a token-by-token stream. Only reads in the last idle period before the total deadline get a timer."""
         limit = self._limits.max_event_bytes
-        reader: _Reader = _EventStreamReader(limit) if self._framing == "aws-eventstream" else SSEReader(limit)
+        framing = self._framing
+        relay = framing == "sse-relay"  # an OpenAI-compatible stream sent on unread: blocks of whole events
+        reader: _Reader = _EventStreamReader(limit) if framing == "aws-eventstream" else SSEReader(limit, relay=relay)
         content = self._response.content
         clock = self._clock
         now = asyncio.get_running_loop().time

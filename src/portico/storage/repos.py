@@ -27,6 +27,7 @@ _COLUMNS = CallRecord._fields
 _CREATED_AT = _COLUMNS.index("created_at")
 _ATTEMPTS = _COLUMNS.index("attempts")
 _METADATA = _COLUMNS.index("metadata")
+_RETRIEVALS = _COLUMNS.index("retrievals")
 _SQLITE_INSERT = f"INSERT INTO request_logs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 
 
@@ -225,6 +226,7 @@ def _row(record: CallRecord) -> dict[str, Any]:
     row["created_at"] = _utc(record.created_at)
     row["attempts"] = [dict(attempt) for attempt in record.attempts]
     row["metadata"] = dict(record.metadata)
+    row["retrievals"] = None if record.retrievals is None else [dict(found) for found in record.retrievals]
     return row
 
 
@@ -237,6 +239,8 @@ def _sqlite_row(record: CallRecord) -> tuple[Any, ...]:
     row[_CREATED_AT] = _sqlite_time(record.created_at)
     row[_ATTEMPTS] = orjson.dumps(record.attempts, default=dict).decode()
     row[_METADATA] = orjson.dumps(record.metadata, default=dict).decode() if record.metadata else "{}"
+    if record.retrievals is not None:
+        row[_RETRIEVALS] = orjson.dumps(record.retrievals, default=dict).decode()
     return tuple(row)
 
 

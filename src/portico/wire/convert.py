@@ -12,10 +12,12 @@ from typing import Any
 import msgspec
 
 from portico.core.errors import FieldError, ValidationFailed
+from portico.core.knowledge import RerankSettings, SearchQuery
 from portico.core.types import (
     CacheOptions,
     ChatRequest,
     Dialect,
+    KnowledgeLookup,
     RetryPolicy,
     RoutingPlan,
     Target,
@@ -26,6 +28,7 @@ from portico.wire.openai_chat import (
     ChatCompletionRequest,
     Identity,
     InputItem,
+    KnowledgeQuery,
     LoadBalancer,
     Orq,
     ThinkingEnabled,
@@ -199,9 +202,34 @@ def build_request(
         guardrails=tuple((g.id, g.execute_on) for g in req.guardrails) if req.guardrails else (),
         prompt_id=prompt.id if prompt else None,
         prompt_version=prompt.version if prompt else "latest",
-        knowledge_ids=tuple(k.knowledge_id for k in knowledge) if knowledge else (),
+        knowledge=knowledge_lookups(knowledge, None if req.knowledge_bases else "orq") if knowledge else (),
         pii_values=_pii_values(orq.inputs) if isinstance(orq.inputs, list) else (),
     )
+
+
+def knowledge_lookups(entries: list[KnowledgeQuery], container: str | None = None) -> tuple[KnowledgeLookup, ...]:
+    """The `knowledge_bases` entries as the retrieval stage searches them; `container` "orq" when they came from the
+    deprecated `orq.knowledge_bases` (errors then name that path). Unset fields stay None: the base decides
+    (AMB-43). `filter_by` is kept as sent; the stage checks it against the filter grammar before any search."""
+    prefix: tuple[str | int, ...] = ("body", container, "knowledge_bases") if container else ("body", "knowledge_bases")
+    lookups = []
+    for index, entry in enumerate(entries):
+        options = entry.search_options
+        rerank = entry.rerank_config
+        search = SearchQuery(
+            text=entry.query or "",
+            top_k=entry.top_k,
+            threshold=entry.threshold,
+            search_type=entry.search_type,
+            filter=entry.filter_by,
+            include_vectors=bool(options and options.include_vectors),
+            include_metadata=not options or options.include_metadata is not False,
+            include_scores=not options or options.include_scores is not False,
+            rerank=RerankSettings(rerank.model, rerank.threshold, rerank.top_k) if rerank is not None else None,
+            agentic_model=entry.agentic_rag_config.model if entry.agentic_rag_config is not None else None,
+        )
+        lookups.append(KnowledgeLookup(entry.knowledge_id, search, (*prefix, index)))
+    return tuple(lookups)
 
 
 def _include_usage(req: ChatCompletionRequest, dialect: Dialect) -> bool:

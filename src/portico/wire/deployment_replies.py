@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import msgspec
 import orjson
 
+from portico.core.knowledge import Retrieval
 from portico.core.types import ChatChunk, JSONObject, Usage
 
 ORQ_PROVIDERS: Mapping[str, str] = {
@@ -112,6 +113,8 @@ class ReplyFrame:
     include_retrievals: bool = False
     id: str = ""
     created: str = ""
+    retrievals: Sequence[Retrieval] | None = None
+    """What the retrieval stage found (`Served.retrievals`), shown when `include_retrievals` asks for it."""
 
     def __post_init__(self) -> None:
         now_ms = time.time_ns() // 1_000_000
@@ -135,9 +138,26 @@ class ReplyFrame:
         out["finalized"] = iso_now()
         out["system_fingerprint"] = fingerprint
         if self.include_retrievals:
-            out["retrievals"] = []  # no knowledge base is queried yet (a variant that names one is refused)
+            out["retrievals"] = [retrieval_object(r) for r in self.retrievals or ()]
         out["usage"] = usage_object(usage or Usage()) if self.include_usage else None
         return out
+
+
+def retrieval_object(found: Retrieval) -> JSONObject:
+    """One retrieved chunk in orq's shape (RS-D-11, AMB-49): `search_score` always, `rerank_score` only when a
+    rerank ran, `page_number` null when unknown. The chunk's other metadata (the datasource's own keys) is not
+    part of the shape and stays in the knowledge base."""
+    metadata = found.metadata
+    page = metadata.get("page_number")
+    shown: JSONObject = {
+        "file_name": str(metadata.get("file_name") or ""),
+        "page_number": page if isinstance(page, int | float) and not isinstance(page, bool) else None,
+        "file_type": str(metadata.get("file_type") or ""),
+        "search_score": found.search_score,
+    }
+    if found.rerank_score is not None:
+        shown["rerank_score"] = found.rerank_score
+    return {"document": found.text, "metadata": shown}
 
 
 def usage_object(usage: Usage) -> JSONObject:

@@ -277,7 +277,8 @@ class InputItem(Struct):
 
 class RerankConfig(Struct):
     model: str
-    threshold: Annotated[float, Meta(ge=0, le=1)] = 0
+    threshold: Annotated[float, Meta(ge=0, le=1)] | None = None
+    """None: the base's rerank threshold, else 0 (AMB-43: the request, then the base, then the schema default)."""
     top_k: Annotated[int, Meta(ge=1, le=100)] | None = None
 
 

@@ -89,6 +89,7 @@ def apply_portkey_headers(
         changes["routing"] = plan
         if hooks := parse_hooks(config):
             changes["hooks"] = hooks
+            changes["hook_frames"] = not portkey.strict_openai
         if routing.cache_ttl is not None:
             changes["cache"] = CacheOptions(routing.cache_ttl, portkey.cache_namespace, portkey.cache_force_refresh)
     api_key = byok_key(headers, portkey, is_gateway_key)

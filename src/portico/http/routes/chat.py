@@ -14,12 +14,13 @@ from dataclasses import dataclass
 
 import orjson
 
-from portico.core.errors import MalformedJSON, PorticoError
+from portico.core.errors import MalformedJSON, PorticoError, RequestError
 from portico.core.ids import time_ordered_id
 from portico.core.types import ChatRequest, ChatResult, Dialect
 from portico.http.asgi import (
     ClientDisconnected,
     DisconnectWatches,
+    Message,
     Receive,
     Scope,
     Send,
@@ -30,7 +31,9 @@ from portico.http.asgi import (
 from portico.http.auth import Authenticator
 from portico.http.errors import error_body, error_headers, internal_error, status_for
 from portico.http.sse import write_stream
-from portico.observability.trace_context import traced, traceparent_of
+from portico.observability.bodies import HEADER as BODIES_HEADER
+from portico.observability.bodies import BadBodyMode, BodyCapture, BodyPolicy
+from portico.observability.trace_context import finish_reasons_of, tap_finish_reasons, traced, traceparent_of
 from portico.pipeline.gateway import Gateway
 from portico.pipeline.served import Served
 from portico.wire.convert import build_request, check_rules, validate_body
@@ -62,6 +65,10 @@ class Exchange:
     """Set when a JSON answer is sent (its `x-portico-cost-usd` header); the call record reuses it."""
     recorded: bool = True
     """False for an answer that called no model and must leave no record (a deployment's mock or config)."""
+    finish_reasons: list[str] | None = None
+    """Each choice's finish reason, noted only when tracing is on (the request span's)."""
+    bodies: BodyCapture | None = None
+    """The request and response bodies as they passed, when the call log keeps them (`logging.bodies`)."""
 
 
 OnDone = Callable[[Exchange], None]
@@ -82,9 +89,12 @@ class ChatEndpoint:
         is_provider: Callable[[str], bool] = lambda _: False,
         price: PriceServed | None = None,
         tracing: bool = False,
+        bodies: BodyPolicy | None = None,
     ) -> None:
         self.price = price
         self.tracing = tracing
+        self.bodies = bodies or BodyPolicy()
+        self.bodies_on = self.bodies.mode != "none"
         self.virtual_keys = virtual_keys
         self.stored_configs = stored_configs
         self.is_provider = is_provider
@@ -100,6 +110,8 @@ class ChatEndpoint:
         headers: dict[bytes, bytes] = dict(scope["headers"])  # raw: decoding every header cost 6x this dict
         ex = Exchange(scope["path"], _request_id(headers), time.perf_counter())
         try:
+            if self.bodies_on or BODIES_HEADER in headers:  # off (the default): nothing is wrapped or copied
+                receive, send = self._tap_bodies(ex, headers, receive, send)
             await self._handle(ex, scope, headers, receive, send)
         except ClientDisconnected:
             _disconnected(ex)
@@ -118,6 +130,20 @@ class ChatEndpoint:
             if ex.recorded:
                 self.on_done(ex)
 
+    def _tap_bodies(
+        self, ex: Exchange, headers: dict[bytes, bytes], receive: Receive, send: Send
+    ) -> tuple[Receive, Send]:
+        """`receive` and `send` that also hand the bodies to the exchange's `BodyCapture` (the call log keeps
+        them); unchanged when this request keeps none. A header that names no mode refuses the request."""
+        try:
+            mode = self.bodies.mode_for(headers.get(BODIES_HEADER))
+        except BadBodyMode as exc:
+            raise RequestError(str(exc), code="invalid_header", param=BODIES_HEADER.decode()) from None
+        if mode == "none":
+            return receive, send
+        capture = ex.bodies = BodyCapture(self.bodies, mode)
+        return _tapped_receive(receive, capture), _tapped_send(send, capture)
+
     async def _handle(
         self, ex: Exchange, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send
     ) -> None:
@@ -128,9 +154,15 @@ class ChatEndpoint:
         self.watches.watch(ex, receive)
         ex.served = Served()
         if request.stream:
+            ex.served.relay = True  # write_stream sends the frames unread: whole blocks of events may pass
             chunks, _ = await self.gateway.stream(request, ex.served)
+            if self.tracing:  # off: the stream is not wrapped
+                ex.finish_reasons = []
+                chunks = tap_finish_reasons(chunks, ex.finish_reasons)
             ex.overhead_ms = _overhead_ms(ex, ex.served)
-            await write_stream(send, chunks, response_headers(ex, ex.served), ex, ex.dialect)
+            ex.status = ex.served.status  # Portkey's 246 (a hook failed without denying) is known before the headers
+            sender = send if ex.status == 200 else _with_status(send, ex.status)
+            await write_stream(sender, chunks, response_headers(ex, ex.served), ex, ex.dialect)
         else:
             result, _ = await self.gateway.chat(request, ex.served)
             await self._reply(ex, result, send)
@@ -177,6 +209,8 @@ class ChatEndpoint:
         ex.overhead_ms = _overhead_ms(ex, served)
         if self.price is not None:
             ex.cost_usd = self.price(served)
+        if self.tracing:
+            ex.finish_reasons = finish_reasons_of(result.body)
         ex.status = served.status  # 200, or Portkey's 246 (a guardrail hook failed without denying)
         await send_json(send, served.status, body, response_headers(ex, served))
 
@@ -220,6 +254,38 @@ def _portkey_headers(ex: Exchange, served: Served) -> list[tuple[bytes, bytes]]:
     if trace_id:
         headers.append((b"x-portkey-trace-id", trace_id.encode("latin-1", "replace")))
     return headers
+
+
+def _with_status(send: Send, status: int) -> Send:
+    """`send` with the response's status replaced: `write_stream` starts every stream with 200."""
+
+    async def sender(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "status": status}
+        await send(message)
+
+    return sender
+
+
+def _tapped_receive(receive: Receive, capture: BodyCapture) -> Receive:
+    async def tapped() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            capture.request(message.get("body", b""))
+        return message
+
+    return tapped
+
+
+def _tapped_send(send: Send, capture: BodyCapture) -> Send:
+    """Every body byte the client is sent: a JSON answer, an error, or a stream's frames as they are written."""
+
+    async def tapped(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            capture.response(message.get("body", b""))
+        await send(message)
+
+    return tapped
 
 
 def _disconnected(ex: Exchange) -> None:

@@ -19,9 +19,11 @@ from portico.core.errors import MalformedJSON, NotFound, PorticoError
 from portico.core.types import JSONObject
 from portico.http.asgi import Receive, Scope, Send, read_body, send_json
 from portico.http.auth import Authenticator
-from portico.http.routes.chat import ChatEndpoint, Exchange, OnDone, _overhead_ms
+from portico.http.routes.chat import ChatEndpoint, Exchange, OnDone, PriceServed, _overhead_ms
 from portico.http.routes.chat import response_headers as chat_headers
 from portico.http.sse import write_stream
+from portico.observability.bodies import BodyPolicy
+from portico.observability.trace_context import finish_reasons_of, tap_finish_reasons, traced, traceparent_of
 from portico.pipeline.deployments import PromptLookup, Resolved, chat_request, resolve
 from portico.pipeline.gateway import Gateway
 from portico.pipeline.served import Served
@@ -65,8 +67,13 @@ class DeploymentEndpoint(ChatEndpoint):
         *,
         max_body_bytes: int,
         on_done: OnDone,
+        price: PriceServed | None = None,
+        tracing: bool = False,
+        bodies: BodyPolicy | None = None,
     ) -> None:
-        super().__init__(gateway, auth, max_body_bytes=max_body_bytes, on_done=on_done)
+        super().__init__(
+            gateway, auth, max_body_bytes=max_body_bytes, on_done=on_done, price=price, tracing=tracing, bodies=bodies
+        )
         self.deployments = deployments
         self.prompts = prompts
         self._orq_models: dict[str, tuple[str, str]] = {}
@@ -105,9 +112,13 @@ class DeploymentEndpoint(ChatEndpoint):
         frame = ReplyFrame(model, provider, trace_id, span_id, options.include_usage, options.include_retrievals)
         local = ex.path == CONFIG or options.mock_response is not None
         if not local:
-            ex.request = chat_request(
+            request = ex.request = chat_request(
                 resolved, invoke, raw, stream=stream, client_key=client_key, trace_id=trace_id, span_id=span_id
             )
+            if self.tracing:  # as the router path: the caller's span is the parent, the upstream gets ours
+                request.trace = traced(request.trace, raw_headers.get(b"traceparent"))
+                forward = {**(request.forward_headers or {}), "traceparent": traceparent_of(request.trace)}
+                request.forward_headers = forward
         return _Job(invoke, resolved, frame, stream, local)
 
     async def _serve_job(self, ex: Exchange, job: _Job, send: Send) -> None:
@@ -116,6 +127,9 @@ class DeploymentEndpoint(ChatEndpoint):
         served = ex.served = Served()
         if job.stream:
             chunks, _ = await self.gateway.stream(request, served)
+            if self.tracing:  # off: the stream is not wrapped
+                ex.finish_reasons = []
+                chunks = tap_finish_reasons(chunks, ex.finish_reasons)
             self._served_by(job.frame, served)
             ex.overhead_ms = _overhead_ms(ex, served)
             shaped = StreamShaper(job.frame).run(chunks)
@@ -124,6 +138,10 @@ class DeploymentEndpoint(ChatEndpoint):
         result, _ = await self.gateway.chat(request, served)
         self._served_by(job.frame, served)
         completion = result.body if result.raw is None else None  # relayed bytes: only what is shown is decoded
+        if self.tracing:
+            ex.finish_reasons = finish_reasons_of(result.body)
+        if self.price is not None:
+            ex.cost_usd = self.price(served)
         body = orjson.dumps(invoke_body(job.frame, completion, result.raw, result.usage))
         ex.overhead_ms = _overhead_ms(ex, served)
         await send_json(send, 200, body, chat_headers(ex, served))
@@ -148,6 +166,7 @@ class DeploymentEndpoint(ChatEndpoint):
         return hit
 
     def _served_by(self, frame: ReplyFrame, served: Served) -> None:
+        frame.retrievals = served.retrievals
         name = served.provider
         if name:
             orq_name = self._orq_names.get(name)

@@ -4,6 +4,7 @@ bodies come from `http/admin_deps.py`, like every other non-chat route."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
@@ -12,6 +13,7 @@ from pydantic import BaseModel, Field
 from portico.core.errors import NotFound
 from portico.http.admin_deps import Conflict, error_responses, invalid_body, require_gateway_key
 from portico.http.auth import Authenticator
+from portico.pipeline.hook_configs import hook_problem
 from portico.storage.vault import Vault
 from portico.wire.portkey_config import check_portkey_config
 
@@ -24,7 +26,10 @@ class VirtualKeyIn(BaseModel):
     note: str = ""
 
 
-def mount_routing_admin(app: FastAPI, vault: Vault, auth: Authenticator, is_provider: Any) -> None:
+def mount_routing_admin(
+    app: FastAPI, vault: Vault, auth: Authenticator, is_provider: Any, is_guardrail: Callable[[str], bool] | None = None
+) -> None:
+    """`is_guardrail`: whether a guardrail id is stored (a config's hooks may name one); None: not checked here."""
     router = APIRouter(
         prefix="/v1/admin",
         tags=["admin"],
@@ -56,6 +61,7 @@ def mount_routing_admin(app: FastAPI, vault: Vault, auth: Authenticator, is_prov
     @router.put("/configs/{config_id}", responses=error_responses(400))
     async def put_config(config_id: str, body: dict[str, Any]) -> dict[str, Any]:
         problem = check_portkey_config(body, virtual_keys=vault.resolve)  # refuse now, not on every request
+        problem = problem or hook_problem(body, is_guardrail)
         if problem is not None:
             raise invalid_body(None, problem)
         await vault.put_config(config_id, body)

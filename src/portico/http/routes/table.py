@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import msgspec
 
 from portico.wire.deployments import DeploymentInvoke
+from portico.wire.embeddings import EmbeddingCreate
 from portico.wire.openai_chat import ChatCompletionRequest
 
 
@@ -40,4 +41,5 @@ RAW_ROUTES: tuple[RawRoute, ...] = (
     RawRoute("deployments", "/v2/deployments/invoke", _INVOKE, DeploymentInvoke),
     RawRoute("deployments", "/v2/deployments/stream", "Invoke a deployment, answered as SSE", DeploymentInvoke),
     RawRoute("deployments", "/v2/deployments/get_config", "The resolved variant; no model is called", DeploymentInvoke),
+    RawRoute("embeddings", "/v1/embeddings", "Create embeddings (OpenAI's shape; float or base64)", EmbeddingCreate),
 )
