@@ -59,7 +59,7 @@ def test_either_worker_reports_the_servers_recorder_and_every_worker(tmp_path: P
             return len(report.get("workers", [])) == 2 and report["recorder"]["written"] == sent
 
         def settled() -> dict[str, Any]:
-            deadline = time.monotonic() + 10  # each worker shares its state every 0.5 s
+            deadline = time.monotonic() + 20  # each worker shares its state every 0.5 s; a loaded CI machine is slow
             while not whole(report := health(served.url)) and time.monotonic() < deadline:
                 time.sleep(0.2)
             return report
@@ -72,7 +72,7 @@ def test_either_worker_reports_the_servers_recorder_and_every_worker(tmp_path: P
                 sent += SENT
                 if all(worker["recorder"]["written"] > 0 for worker in settled()["workers"]):
                     break
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while not all(whole(health(served.url)) for _ in range(4)) and time.monotonic() < deadline:
             time.sleep(0.2)
         reports: list[dict[str, Any]] = []
@@ -80,7 +80,7 @@ def test_either_worker_reports_the_servers_recorder_and_every_worker(tmp_path: P
         while len(answered_by) < 2 and len(reports) < 300:
             reports.append(health(served.url))
             answered_by.add(reports[-1]["workers"][0]["pid"])
-        assert all(whole(report) for report in reports), reports[-1]
+        assert all(whole(report) for report in reports), [r for r in reports if not whole(r)][:1]
         assert len(answered_by) == 2, "one worker answered 300 /health probes: the test would prove nothing"
         for report in reports:
             written = [worker["recorder"]["written"] for worker in report["workers"]]
