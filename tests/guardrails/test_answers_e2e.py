@@ -74,7 +74,15 @@ class Verbatim:
     def __init__(self, gateway: GatewayThread, upstream: UpstreamThread) -> None:
         self.gateway, self.upstream = gateway, upstream
 
-    def ask(self, text: str, *guards: str, stream: bool = False, output: bool = False, **extra: Any) -> Response:
+    def ask(
+        self,
+        text: str,
+        *guards: str,
+        stream: bool = False,
+        output: bool = False,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> Response:
         body = {
             "model": "openai/gpt-4o",
             "messages": [{"role": "user", "content": text}],
@@ -82,8 +90,8 @@ class Verbatim:
             "stream": stream,
             **extra,
         }
-        headers = {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
-        return http("POST", self.gateway.url + ROUTER, json.dumps(body).encode(), headers)
+        sent = {"content-type": "application/json", "authorization": f"Bearer {KEY}", **(headers or {})}
+        return http("POST", self.gateway.url + ROUTER, json.dumps(body).encode(), sent)
 
     def record(self, request_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + 5
@@ -115,13 +123,15 @@ def _streamed_text(answer: Response) -> str:
 def test_redaction_round_trip_with_placeholders_split_across_chunks(verbatim: Verbatim, stream: bool) -> None:
     verbatim.upstream.state.requests.clear()
     text = f"Send the invoice to {EMAIL} and pay {IBAN} (again: {EMAIL})."
-    answer = verbatim.ask(text, "portico_pii_redaction", stream=stream)
+    full = {"x-portico-log-bodies": "full"}  # the bodies kept in the log are masked of what was redacted too
+    answer = verbatim.ask(text, "portico_pii_redaction", stream=stream, headers=full)
     assert answer.status == 200, answer.body
     sent = verbatim.upstream.state.requests[-1]["body"]["messages"][0]["content"]
     assert sent == "Send the invoice to [EMAIL_1] and pay [IBAN_1] (again: [EMAIL_1])."
     got = _streamed_text(answer) if stream else answer.json()["choices"][0]["message"]["content"]
     assert got == text
     record = verbatim.record(answer.headers["x-request-id"])
+    assert "Send the invoice to [PII] and pay [PII]" in record["request_body"] and record["response_body"]
     assert EMAIL not in json.dumps(record) and IBAN not in json.dumps(record)
     assert record["metadata"]["guardrails"] == [
         {"id": "portico_pii_redaction", "phase": "input", "passed": True, "redacted": {"email": 1, "iban": 1}}

@@ -110,7 +110,9 @@ def record_from_exchange(ex: Exchange, pricing: Pricing | None = None) -> CallRe
             _id_of(trace.thread) if trace.thread else None,  # thread_id
             record_of(served.retrievals) if served.retrievals is not None else None,  # retrievals
             *(
-                _bodies(ex.bodies, request, pii_values) if ex.bodies is not None else _NO_BODIES
+                _bodies(ex.bodies, request, (*pii_values, *served.redacted) if served.redacted else pii_values)
+                if ex.bodies is not None
+                else _NO_BODIES
             ),  # request/response_body
         ),
     )

@@ -45,6 +45,7 @@ class GuardrailStage(Stage):
         if plan.redactor is not None:
             messages = plan.redactor.redact_messages(call.request.body.get("messages") or [])
             call.request = replace(call.request, body={**call.request.body, "messages": messages})
+            call.served.redacted = plan.redactor.by_value
             # recorded by kind and count only: the values themselves never leave the redactor
             counts = dict(sorted(plan.redactor.counts.items()))
             plan.verdicts.append({"id": REDACTION_ID, "phase": "input", "passed": True, "redacted": counts})

@@ -4,7 +4,7 @@ the gateway, so the gateway, the stages and the relay depend on this module and 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,9 @@ class Served:
     relay: bool = False
     """The stream goes to the client as its frames' bytes, unread (`write_stream`), with no stage wrapping it: an
     OpenAI-compatible upstream may then hand on whole blocks of events once content flows (`openai_relay.py`)."""
+    redacted: Mapping[str, str] | None = None
+    """PII redaction's originals (value → placeholder), filled as the request is redacted: a stored body of the
+    call (`logging.bodies`) masks them like `is_pii` inputs, since the client sent them and the answer restores them."""
     retrievals: list[Retrieval] | None = None
     """The chunks the retrieval stage found, every base in request order (None: the request named no base); the
     deployment answer's `retrievals` and the call record read them."""
