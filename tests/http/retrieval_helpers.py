@@ -117,18 +117,6 @@ def _wait_ingested(stack: Stack, key: str, datasource_id: str, timeout: float = 
         time.sleep(0.02)
 
 
-def wait_for_record(stack: Stack, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = stack.get(f"/v1/logs/{request_id}")
-        if response.status == 200:
-            record: dict[str, Any] = response.json()
-            return record
-        assert response.status == 404, response.body
-        assert time.monotonic() < deadline, f"no call record for {request_id}"
-        time.sleep(0.02)
-
-
 def chat_bodies(stack: Stack, model: str = "gpt-4o") -> list[dict[str, Any]]:
     """The chat bodies the upstream received for `model` (embedding calls left out)."""
     return [

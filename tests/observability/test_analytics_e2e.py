@@ -8,7 +8,7 @@ import math
 import urllib.parse
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,22 +17,10 @@ import pytest
 
 from tests.conftest import KEY, Stack
 from tests.gateway_server import GatewayThread
-from tests.storage.conftest import drop_schema, postgres_url
 from tests.storage.test_call_log_e2e import logged_settings, wait_for_record
 from tests.upstreams.server import UpstreamThread
 
 SECOND_KEY = "sk-portico-second-analytics-key"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def storage_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'portico.db'}"
-        return
-    url = await postgres_url()  # skips, saying why, when PostgreSQL does not answer
-    schema = f"portico_test_{uuid.uuid4().hex[:12]}"
-    yield f"{url}?schema={schema}"
-    await drop_schema(url, schema)
 
 
 @pytest.fixture
