@@ -23,8 +23,8 @@ from tests.http.retrieval_helpers import (
     kb_stack,
     kb_upstream,
     new_kb,
-    wait_for_record,
 )
+from tests.storage.test_call_log_e2e import wait_for_record
 
 __all__ = ["_kb_gateway", "kb_stack", "kb_upstream"]  # fixtures, imported to be used here
 
