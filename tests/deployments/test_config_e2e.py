@@ -103,3 +103,45 @@ def test_docs_list_every_deployment_route(stack: Stack) -> None:
         assert path in paths, path
     assert {"/v1/admin/deployments", "/v1/admin/deployments/{key}/rollback"} <= paths
     assert {"DeploymentInvoke", "DeploymentCreate", "DeploymentPublic"} <= set(document["components"]["schemas"])
+
+
+def test_identity_contact_and_thread_of_an_invocation_reach_the_call_log(logged: Stack) -> None:
+    key = new_key()
+    create(logged, simple(key))
+    identity = {"id": f"id-{key}", "display_name": "Ada", "email": "ada@example.com", "tags": ["vip"]}
+    thread = {"id": f"thread-{key}", "tags": ["billing"]}
+    served = logged.post("/v2/deployments/invoke", {"key": key, "identity": identity, "thread": thread})
+    assert served.status == 200, served.body
+    record = _record(logged, served.headers["x-request-id"])
+    assert record is not None
+    assert record["identity_id"] == identity["id"] and record["thread_id"] == thread["id"]
+    streamed = logged.post(
+        "/v2/deployments/stream", {"key": key, "contact": {"id": f"contact-{key}"}, "thread": thread}
+    )
+    assert streamed.status == 200, streamed.body
+    record = _record(logged, streamed.headers["x-request-id"])
+    assert record is not None and record["identity_id"] == f"contact-{key}" and record["thread_id"] == thread["id"]
+    deadline = time.monotonic() + 5
+    while (profile := logged.get(f"/v1/identities/{identity['id']}")).status != 200:  # written off the request path
+        assert time.monotonic() < deadline, profile.body
+        time.sleep(0.02)
+    assert profile.json()["display_name"] == "Ada" and profile.json()["email"] == "ada@example.com"
+    requests = logged.get(f"/v1/threads/{thread['id']}")
+    assert requests.status == 200, requests.body
+
+
+def test_the_variant_retries_as_the_router_does(logged: Stack) -> None:
+    logged.upstream.reset()
+    key = new_key()
+    create(logged, simple(key, retry={"count": 2, "on_codes": [503]}))
+    logged.upstream.fail_with(503, times=1)
+    served = logged.post("/v2/deployments/invoke", {"key": key, "messages": [{"role": "user", "content": "again"}]})
+    assert served.status == 200, served.body
+    record = _record(logged, served.headers["x-request-id"])
+    assert record is not None
+    assert [(a["model"], a["status"]) for a in record["attempts"]] == [("gpt-4o", 503), ("gpt-4o", 200)]
+    assert len(logged.upstream.requests) == 2
+    logged.upstream.fail_with(503, times=3)
+    failed = logged.post("/v2/deployments/invoke", {"key": key, "messages": [{"role": "user", "content": "again"}]})
+    assert failed.status == 502 and failed.json()["error"]["upstream_status"] == 503
+    assert len(logged.upstream.requests) == 2 + 3  # the first try and both retries

@@ -60,6 +60,7 @@ def test_sdk_invoke_answers_in_the_spec_shape(stack: Stack, orq: Orq) -> None:
     raw = stack.post("/v2/deployments/invoke", {"key": key, "messages": HELLO})
     body = raw.json()
     validate_deployment_chunk(body)
+    assert body["integration_id"] == "openai"  # the configured provider entry that served
     assert body["provider_response"]["object"] == "chat.completion"
     assert datetime.fromisoformat(body["created"]) <= datetime.fromisoformat(body["finalized"])
 
@@ -77,6 +78,7 @@ def test_sdk_stream_repeats_one_id_and_ends_with_a_final_chunk(stack: Stack, orq
     events = sse(stack.post("/v2/deployments/stream", {"key": key, "messages": HELLO}))
     for event in events:
         validate_deployment_chunk(event)
+    assert {event["integration_id"] for event in events} == {"openai"}
     assert "finalized" not in events[0] and "provider_response" not in events[0]
     assert events[-1]["provider_response"] is None
 
@@ -193,6 +195,7 @@ def test_mock_response_calls_no_upstream(stack: Stack, path: str) -> None:
     assert "".join(e["choices"][0]["message"]["content"] or "" for e in events) == "canned"
     assert events[-1]["usage"]["total_tokens"] == 0 and events[-1]["choices"][0]["finish_reason"] == "stop"
     assert events[-1]["model"] == "gpt-4o" and events[-1]["provider"] == "openai"
+    assert all("integration_id" not in event for event in events)  # no provider answered
     assert stack.upstream.requests == []
 
 

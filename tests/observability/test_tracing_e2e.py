@@ -205,3 +205,23 @@ def test_guardrail_verdicts_are_on_the_request_span(traced_stack: Stack, collect
     [span] = [s for s in collector.wait(trace_id, 1) if s.kind == Span.SPAN_KIND_SERVER]
     listed = [v.string_value for v in attributes(span)["portico.guardrails"].values]
     assert listed == ["orq_harmful_moderation:input:pass", "orq_pii_detection:input:fail"]
+
+
+def test_a_span_name_from_orq_or_portkey_names_the_request_span_and_is_recorded(
+    traced_stack: Stack, collector: Collector
+) -> None:
+    body = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "named"}]}
+    cases = [
+        ("/v2/router/chat/completions", {**body, "name": "checkout-summary"}, {}, "checkout-summary"),
+        ("/v2/router/chat/completions", {**body, "orq": {"name": "orq-named"}}, {}, "orq-named"),
+        ("/v1/chat/completions", body, {"x-portkey-provider": "openai", "x-portkey-span-name": "pk-span"}, "pk-span"),
+        ("/v1/chat/completions", body, {}, "chat openai/gpt-4o"),  # none given: the operation and model
+    ]
+    for path, sent, headers, name in cases:
+        trace_id = uuid.uuid4().hex
+        answer = traced_stack.post(path, sent, headers={**headers, "traceparent": f"00-{trace_id}-{CLIENT_SPAN}-01"})
+        assert answer.status == 200, answer.body
+        server = [s for s in collector.wait(trace_id, 2) if s.kind == Span.SPAN_KIND_SERVER]
+        assert [s.name for s in server] == [name]
+        record = wait_for_record(traced_stack, answer.headers["x-request-id"])
+        assert record["metadata"].get("span_name") == (None if name.startswith("chat ") else name)

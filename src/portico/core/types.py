@@ -92,9 +92,7 @@ class CacheOptions:
 class TraceInfo:
     """What a request is recorded under; none of it changes the answer (so none of it enters the cache key).
 
-    Frozen, so that the many requests that name nothing share `NO_TRACE` instead of building one each. orq's
-    `name` and Portkey's `x-portkey-span-name` are accepted on the wire and not kept: the call log has no place
-    for them (the tracing issue adds them with its spans)."""
+    Frozen, so that the many requests that name nothing share `NO_TRACE` instead of building one each."""
 
     trace_id: str | None = None
     span_id: str | None = None
@@ -102,6 +100,9 @@ class TraceInfo:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     identity: Mapping[str, Any] | None = None
     thread: Mapping[str, Any] | None = None
+    name: str | None = None
+    """orq's `name` ("the name to display on the trace") or Portkey's `x-portkey-span-name`: the request span's
+    name, kept in the call record's `metadata.span_name`."""
 
 
 NO_TRACE = TraceInfo(metadata=MappingProxyType({}))

@@ -56,6 +56,8 @@ def record_from_exchange(ex: Exchange, pricing: Pricing | None = None) -> CallRe
     metadata = dict(trace.metadata) if trace.metadata else NO_METADATA
     if served.saved_usage is not None:
         metadata = _saved(pricing, served, requested_model, metadata)
+    if trace.name:  # the span name the client gave (orq `name`, `x-portkey-span-name`): the trace shows it too
+        metadata = {**metadata, "span_name": trace.name}
     if served.guardrails:  # every verdict (ids, phases, reasons and entity kinds; never the matched text)
         metadata = {**metadata, "guardrails": list(served.guardrails)}
     pii_values = request.pii_values if request is not None else ()

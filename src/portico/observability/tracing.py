@@ -69,8 +69,9 @@ class Tracing:
             parent = set_span_in_context(NonRecordingSpan(remote))
         self._ids.trace_id = int(trace_id, 16) if trace_id is not None else 0
         self._ids.span_id = int(str(record.span_id), 16) if is_hex_id(record.span_id, 16) else 0
+        named = record.metadata.get("span_name") if record.metadata else None
         span = self._tracer.start_span(
-            f"chat {record.requested_model or ''}".rstrip(),
+            named if isinstance(named, str) and named else f"chat {record.requested_model or ''}".rstrip(),
             context=parent,
             kind=SpanKind.SERVER,
             attributes=_request_attributes(record),

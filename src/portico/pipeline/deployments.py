@@ -61,9 +61,9 @@ def resolve(
     inputs = invoke.inputs
     if inputs:
         values = {**base.defaults, **_inputs(invoke)}
-        if base.engine != "jinja":
+        if base.engine == "text":  # jinja and mustache render a missing name empty, as their standards say
             _check_inputs(deployment, base.names, values)
-        render = base.engine == "jinja" or base.names
+        render = base.engine != "text" or base.names
         rendered = _render(deployment, variant, list(base.messages), values, base.engine) if render else base.messages
     else:
         rendered = base.rendered if base.rendered is not None else _render_defaults(deployment, variant, base)
@@ -160,7 +160,7 @@ def _new_base(deployment: Deployment, variant: Variant, stored: StoredPrompt | N
 def _render_defaults(deployment: Deployment, variant: Variant, base: _Base) -> tuple[JSONObject, ...]:
     """The messages with no request input: the defaults, rendered (the same errors as any request's)."""
     values = dict(base.defaults)
-    if base.engine == "jinja":
+    if base.engine != "text":
         return tuple(_render(deployment, variant, list(base.messages), values, base.engine))
     _check_inputs(deployment, base.names, values)
     if not base.names:

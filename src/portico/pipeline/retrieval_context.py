@@ -5,7 +5,8 @@ Injection, per knowledge base of the request:
 - a message (string content or a text part) containing `{{<knowledge_id>}}` (spaces inside the braces allowed)
   gets the base's chunk texts there, joined by a blank line, in rank order; no chunk found → the empty string.
   Rendering runs before retrieval and the `text` engine leaves unknown names verbatim, so the placeholder survives
-  it; the `jinja` engine renders unknown names empty, so with jinja write `{{ '{{kb}}' }}` or use the system message.
+  it; `jinja` and `mustache` render unknown names empty, so with jinja write `{{ '{{kb}}' }}`, with mustache
+  `{{=<% %>=}}{{kb}}`, or use the system message.
 - a base no message names goes into one system message, inserted after the leading system/developer messages and
   before the first user/assistant turn: the client's own instructions stay first (several providers treat only
   the first system text as the instructions, and Anthropic/Gemini merge the system messages in order), and the

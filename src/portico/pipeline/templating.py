@@ -1,9 +1,9 @@
 """Render `{{variables}}` into message text (CHECKLIST AMB-07..09): string contents and text parts of every message.
 
-Engines: `text` (default; also `default`, `f-string`, and `mustache`, whose plain variables are the same syntax) —
-`{{ name }}` replaced, unknown names left verbatim; `jinja` — a sandboxed Jinja2 environment with a work budget
-(`jinja_sandbox.py`), unknown names empty. Any template failure is a 422, never a 500. Tool-call arguments, images
-and files are never touched.
+Engines: `text` (default; also `default` and `f-string`) — `{{ name }}` replaced, unknown names left verbatim;
+`jinja` — a sandboxed Jinja2 environment with a work budget (`jinja_sandbox.py`), unknown names empty; `mustache` —
+the logic-less standard with sections, not HTML-escaped (`mustache.py`), unknown names empty. Any template failure
+is a 422, never a 500. Tool-call arguments, images and files are never touched.
 """
 
 from __future__ import annotations
@@ -20,7 +20,12 @@ _PLACEHOLDER = PLACEHOLDER
 
 
 def render_messages(body: JSONObject, variables: Mapping[str, Any], engine: str = "text") -> JSONObject:
-    render = _jinja_renderer(variables) if engine == "jinja" else _text_renderer(variables)
+    if engine == "jinja":
+        render = _jinja_renderer(variables)
+    elif engine == "mustache":
+        render = _mustache_renderer(variables)
+    else:
+        render = _text_renderer(variables)
     messages = []
     for i, original in enumerate(body.get("messages") or ()):
         message = original
@@ -63,3 +68,9 @@ def _jinja_renderer(variables: Mapping[str, Any]) -> Callable[[str], str]:
     from portico.pipeline.jinja_sandbox import jinja_renderer  # Jinja is imported by the requests that use it
 
     return jinja_renderer(variables)
+
+
+def _mustache_renderer(variables: Mapping[str, Any]) -> Callable[[str], str]:
+    from portico.pipeline.mustache import mustache_renderer  # pystache is imported by the requests that use it
+
+    return mustache_renderer(variables)

@@ -192,6 +192,7 @@ def build_request(
             trace_id=trace.get("trace_id"),
             span_id=trace.get("span_id"),
             parent_span_id=trace.get("parent_span_id"),
+            name=req.name or orq.name or trace.get("span_name"),
             metadata=metadata,
             identity=_identity(identity),
             thread=msgspec.to_builtins(thread) if thread else None,

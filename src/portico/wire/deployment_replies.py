@@ -115,6 +115,9 @@ class ReplyFrame:
     created: str = ""
     retrievals: Sequence[Retrieval] | None = None
     """What the retrieval stage found (`Served.retrievals`), shown when `include_retrievals` asks for it."""
+    integration_id: str | None = None
+    """The configured provider entry that served (orq's integration: a provider with its credentials); unset for
+    answers no provider gave (`mock_response`), which then leave the optional field out."""
 
     def __post_init__(self) -> None:
         now_ms = time.time_ns() // 1_000_000
@@ -131,6 +134,8 @@ class ReplyFrame:
             "is_final": final,
             "telemetry": {"trace_id": self.trace_id, "span_id": self.span_id},
         }
+        if self.integration_id is not None:
+            head["integration_id"] = self.integration_id
         return head
 
     def final(self, usage: Usage | None, fingerprint: str | None) -> JSONObject:

@@ -169,6 +169,7 @@ class DeploymentEndpoint(ChatEndpoint):
         frame.retrievals = served.retrievals
         name = served.provider
         if name:
+            frame.integration_id = name
             orq_name = self._orq_names.get(name)
             if orq_name is None and name in self.gateway.providers:
                 orq_name = self._orq_names[name] = orq_provider(adapter_of(self.gateway.providers.get(name)))

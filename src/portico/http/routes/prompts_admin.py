@@ -4,6 +4,7 @@ never stored. Auth and error bodies come from `http/admin_deps.py`, like every o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import FastAPI, Path, Response
@@ -77,13 +78,17 @@ def mount_prompts_admin(app: FastAPI, library: PromptLibrary, auth: Authenticato
 def _refuse_invalid(body: PromptUpdate) -> None:
     errors = check_prompt(body)
     if body.template_engine == "jinja":
-        errors.extend(_jinja_syntax(body.messages))
+        errors.extend(_template_syntax(body.messages, syntax_error))
+    elif body.template_engine == "mustache":
+        from portico.pipeline.mustache import syntax_error as mustache_error  # pystache: only for mustache prompts
+
+        errors.extend(_template_syntax(body.messages, mustache_error))
     if errors:
         raise ValidationFailed(errors)
 
 
-def _jinja_syntax(messages: list[dict[str, object]]) -> list[FieldError]:
-    """A Jinja template that cannot even be parsed is refused now, not on every request that uses it."""
+def _template_syntax(messages: list[dict[str, object]], syntax_error: Callable[[str], str | None]) -> list[FieldError]:
+    """A template that cannot even be parsed is refused now, not on every request that uses it."""
     errors = []
     for i, message in enumerate(messages):
         content = message.get("content")
