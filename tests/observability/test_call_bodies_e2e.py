@@ -174,6 +174,30 @@ def test_an_is_pii_input_is_never_in_a_stored_body(plain: Stack) -> None:
         assert "hello [PII] from Delft" in record["response_body"]
 
 
+def test_an_is_pii_value_streamed_in_pieces_is_not_in_the_stored_stream(plain: Stack) -> None:
+    """The mock streams word by word, so the name reaches the client over three frames: no frame holds it whole."""
+    name = "Jane Q. Doe-Ångström"
+    body = {
+        "model": "openai/gpt-4o",
+        "stream": True,
+        "messages": [{"role": "user", "content": "hello {{name}} and {{key}}"}],
+        "orq": {"inputs": [{"key": "name", "value": name, "is_pii": True}, {"key": "key", "value": GROQ_KEY}]},
+    }
+    answer = plain.post(ROUTER, body, headers={"x-portico-log-bodies": "full"})
+    assert answer.status == 200, answer.body
+    frames = [json.loads(f[6:]) for f in answer.body.decode().split("\n\n") if f.startswith("data: {")]
+    pieces = [f["choices"][0]["delta"].get("content") or "" for f in frames if f.get("choices")]
+    said = "".join(pieces)
+    assert name in said and GROQ_KEY in said, "the client gets the values"
+    assert not any(name in piece for piece in pieces), "the test needs the name split over frames"
+    stored = wait_for_record(plain, answer.headers["x-request-id"])["response_body"]
+    kept = [json.loads(f[6:]) for f in stored.split("\n\n") if f.startswith("data: {")]
+    text = "".join(f["choices"][0]["delta"].get("content") or "" for f in kept if f.get("choices"))
+    assert name not in text and "Doe-Ångström" not in text and GROQ_KEY not in text
+    assert "hello [PII] and [REDACTED]" in text
+    assert stored.endswith("data: [DONE]\n\n")
+
+
 def test_keys_in_a_body_are_redacted(plain: Stack) -> None:
     pasted = f"my keys are {GROQ_KEY} and sk-upstream, also sk-proj-Zx81Qa0b9c7d6e5f. "
     completion, record = chat(plain, "full", pasted, extra_body={"metadata": {"api_key": "hunter2hunter2"}})

@@ -71,12 +71,17 @@ class BodyPolicy:
         if mode == "none" or body is None:
             return None
         text = body.decode("utf-8", "replace")
-        for value in _spellings(value for value in pii_values if value):
+        pii = tuple(value for value in pii_values if value)
+        for value in _spellings(pii):
             if value in text:
                 text = text.replace(value, "[PII]")
-        for secret in _spellings(_longest_first(keys)) + self._spelled if keys else self._spelled:
+        own = _longest_first(keys) if keys else ()
+        for secret in _spellings(own) + self._spelled if own else self._spelled:
             if secret in text:
                 text = text.replace(secret, REDACTED)
+        if text.startswith("data: ") and (pii or own or self.secrets):  # a stream: values split over frames
+            masks = [(value, "[PII]") for value in pii] + [(key, REDACTED) for key in (*own, *self.secrets)]
+            text = mask_across_frames(text, masks)
         text = _redacted(text)
         if "\x00" in text:  # PostgreSQL's text refuses NUL, and the record would be lost with it
             text = text.replace("\x00", "\\u0000")
@@ -87,6 +92,68 @@ class BodyPolicy:
                 text = encoded[: self.max_bytes].decode("utf-8", "ignore")  # never half a character
                 cut += len(encoded) - len(text.encode())
         return f"{text}…[{cut} more bytes not kept]" if cut else text
+
+
+def mask_across_frames(text: str, masks: list[tuple[str, str]]) -> str:
+    """A stream's frames with every value that the answer spelled across several of them masked too.
+
+    A model streams a name or a key in pieces (`"Jo"`, `"hn"`), so no frame holds it whole and the masking of the
+    text missed it. Each choice's text (`delta.content`, or orq's `message.content`) is joined over the frames; an
+    occurrence there is masked where it lies: its first piece's share becomes the mask, the other pieces' shares are
+    dropped. Only the frames that change are re-encoded; the rest stay as the client got them."""
+    frames = text.split("\n\n")
+    pieces: dict[int, list[tuple[int, dict[str, object]]]] = {}  # choice index → (frame, the object holding text)
+    decoded: dict[int, dict[str, object]] = {}
+    for at, frame in enumerate(frames):
+        if not frame.startswith("data: {"):
+            continue
+        try:
+            event = orjson.loads(frame[6:])
+        except orjson.JSONDecodeError:
+            continue
+        choices = event.get("choices") if isinstance(event, dict) else None
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict):
+                continue
+            holder = choice.get("delta") if isinstance(choice.get("delta"), dict) else choice.get("message")
+            if isinstance(holder, dict) and isinstance(holder.get("content"), str) and holder["content"]:
+                pieces.setdefault(int(choice.get("index") or 0), []).append((at, holder))
+                decoded[at] = event
+    changed: set[int] = set()
+    for parts in pieces.values():
+        if len(parts) > 1 and _mask_split(parts, masks):
+            changed.update(at for at, _ in parts)
+    for at in changed:
+        frames[at] = "data: " + orjson.dumps(decoded[at]).decode()
+    return "\n\n".join(frames) if changed else text
+
+
+def _mask_split(parts: list[tuple[int, dict[str, object]]], masks: list[tuple[str, str]]) -> bool:
+    contents = [str(holder["content"]) for _, holder in parts]
+    joined = "".join(contents)
+    spans: list[tuple[int, int, str]] = []
+    for value, mask in masks:
+        start = joined.find(value)
+        while start >= 0:
+            spans.append((start, start + len(value), mask))
+            start = joined.find(value, start + len(value))
+    if not spans:
+        return False
+    out, offset = [], 0
+    for content in contents:
+        end = offset + len(content)
+        kept = []
+        for i, char in enumerate(content, offset):
+            covering = next((span for span in spans if span[0] <= i < span[1]), None)
+            if covering is None:
+                kept.append(char)
+            elif i == covering[0]:
+                kept.append(covering[2])
+        out.append("".join(kept))
+        offset = end
+    for (_, holder), content in zip(parts, out, strict=True):
+        holder["content"] = content
+    return True
 
 
 def _longest_first(secrets: Iterable[str]) -> tuple[str, ...]:
