@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from portico.core.errors import PorticoError
-from portico.core.types import ChatChunk, Dialect
+from portico.core.types import ChatChunk, Dialect, LastBatch
 from portico.http.asgi import Headers, Send
 from portico.http.errors import error_payload, internal_error
 
@@ -47,8 +47,12 @@ async def write_stream(
     the body with an error event and `[DONE]`: nothing escapes to the server, which would log a protocol error
     and cut the connection without telling the client why."""
     await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
+    last: bytes | None = None
     try:
         async for batch in chunks:
+            if type(batch) is LastBatch:  # the upstream ended in this read: its frames and our end in one write
+                last = encode_batch(batch) + DONE
+                break
             await send({"type": "http.response.body", "body": encode_batch(batch), "more_body": True})
     except PorticoError as error:
         await _end_with_error(send, ex, error, dialect)
@@ -58,7 +62,20 @@ async def write_stream(
         await _close(chunks)
         await _end_with_error(send, ex, internal_error(ex.request_id), dialect)
         return
-    await send({"type": "http.response.body", "body": DONE, "more_body": False})
+    await send({"type": "http.response.body", "body": last or DONE, "more_body": False})
+    if last is not None:
+        await _finish(chunks, ex)
+
+
+async def _finish(chunks: AsyncIterator[list[ChatChunk]], ex: Exchange) -> None:
+    """Run a stream whose end was sent to its own end (the upstream's connection goes back to the pool). Nothing
+    can follow an upstream's `[DONE]`; whatever does is logged, never sent (the response is complete)."""
+    try:
+        async for batch in chunks:
+            if batch:
+                log.warning("stream of request %s: %d chunks after [DONE] were dropped", ex.request_id, len(batch))
+    except Exception:
+        log.exception("stream of request %s failed after its end was sent", ex.request_id)
 
 
 async def _end_with_error(send: Send, ex: Exchange, error: PorticoError, dialect: Dialect) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 from portico.core.errors import ProviderError
-from portico.core.types import ChatChunk, ChatRequest, Usage
+from portico.core.types import ChatChunk, ChatRequest, LastBatch, Usage
 from portico.observability.cost import with_cost
 from portico.pipeline.served import Served
 from portico.providers.openai_relay import RelayBlock
@@ -68,4 +68,4 @@ class StreamRelay:
                 out.append(chunk.without_usage())
             elif chunk.has_choices:
                 out.append(ChatChunk({k: v for k, v in chunk.data.items() if k != "usage"}))
-        return out
+        return LastBatch(out) if type(batch) is LastBatch else out  # the usage chunk usually comes in the last

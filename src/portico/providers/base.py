@@ -17,7 +17,7 @@ import orjson
 from portico.config.schema import ProviderConfig
 from portico.core.embeddings import EmbeddingRequest, EmbeddingResult, RerankRequest, RerankResult
 from portico.core.errors import ProviderError, RequestError, UpstreamHTTPError, UpstreamProtocolError
-from portico.core.types import ChatChunk, ChatRequest, ChatResult, JSONObject, ProviderCredentials
+from portico.core.types import ChatChunk, ChatRequest, ChatResult, JSONObject, LastBatch, ProviderCredentials
 from portico.providers.failure import call_secrets, clean_error
 from portico.providers.transport import Limits, Transport, UpstreamEvent
 
@@ -231,6 +231,8 @@ class HttpProvider(Provider):
                             if waiting and any(chunk.has_content for chunk in batch):
                                 upstream.first_token()
                                 waiting = False
+                            if relay and getattr(parser, "done", False):  # the upstream's end came in this read
+                                batch = LastBatch(batch)
                             yield batch
                     tail = parser.close()
                 except _PARSER_BUGS as exc:

@@ -191,7 +191,8 @@ class OpenAIStreamParser:
 
     def __init__(self, provider: str, strip_usage: bool = False) -> None:
         self._provider = provider
-        self._done = False
+        self.done = False
+        """`[DONE]` was read: nothing follows (`HttpProvider.stream` marks that read's batch the last)."""
         self._flowing = False
         self._strip_usage = strip_usage  # the client did not ask for usage: blocks say so to the relay
 
@@ -202,7 +203,7 @@ class OpenAIStreamParser:
                 return [plain]
             end = len(block)
             if block.endswith(DONE) and (end == len(DONE) or block[-len(DONE) - 2 : -len(DONE)] == b"\n\n"):
-                self._done = True  # the stream's end: the HTTP layer sends its own `[DONE]`
+                self.done = True  # the stream's end: the HTTP layer sends its own `[DONE]`
                 end -= len(DONE)
             out, self._flowing = split_block(block, self._flowing, self._feed, self._strip_usage, end)
             return out
@@ -211,7 +212,7 @@ class OpenAIStreamParser:
     def _feed(self, event: UpstreamEvent) -> list[ChatChunk]:
         data = event.data
         if data == b"[DONE]":
-            self._done = True
+            self.done = True
             return []
         if not data:
             return []
@@ -228,7 +229,7 @@ class OpenAIStreamParser:
         return [chunk]
 
     def close(self) -> list[ChatChunk]:
-        if not self._done:
+        if not self.done:
             raise UpstreamProtocolError(
                 f"{self._provider} closed the stream before it finished", provider=self._provider
             )
