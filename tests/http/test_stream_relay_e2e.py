@@ -251,3 +251,19 @@ def test_odd_framing_falls_back_to_event_by_event(relay: Stack) -> None:
     for pieces in ([crlf], [crlf[:100], crlf[100:]], [commented]):
         status, body, _ = raw_stream(relay, script(pieces), stream_options={"include_usage": True})
         assert status == 200 and body == b"".join(events)
+
+
+def test_whatever_an_upstream_sends_after_its_done_is_dropped_and_the_stream_still_accounted(relay: Stack) -> None:
+    """The read that brings `[DONE]` ends the client's response in the same write; a misbehaving upstream's later
+    events never reach the client (the response is complete), the call is recorded whole, and the connection
+    the client used serves its next request."""
+    events = openai_body()
+    late = chunk(" after the end")
+    status, body, request_id = raw_stream(
+        relay, script([b"".join(events), late]), stream_options={"include_usage": True}
+    )
+    assert status == 200 and body == b"".join(events)
+    record = wait_for_record(relay, request_id)
+    assert record["partial"] is False and record["total_tokens"] == 18
+    status, body, _ = raw_stream(relay, script([b"".join(events)]), stream_options={"include_usage": True})
+    assert status == 200 and body == b"".join(events)
