@@ -246,8 +246,8 @@ class Transport:
 
 class _OpenStream:
     """`Transport.open_stream`'s block. A class, not an `asynccontextmanager`: that is one async generator more per
-    stream (its frames, the event loop's first-iteration hook and finaliser, contextlib's wrapper): ~12 k
-    instructions a stream (callgrind)."""
+    stream (its frames, the event loop's first-iteration hook and finaliser, contextlib's wrapper). With the last
+    batch's one-write end (`http/sse.py`) it took a 20-chunk stream from 1,061 k to 1,041 k instructions."""
 
     __slots__ = ("_call", "_response", "_transport")
 
