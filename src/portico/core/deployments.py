@@ -19,7 +19,7 @@ from portico.core.types import JSONObject
 Operator = Literal["eq", "in", "exists"]
 _MISSING = object()
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
-"""A `{{ name }}` placeholder of the text and mustache engines, the same pattern `pipeline/templating.py` renders."""
+"""A `{{ name }}` placeholder of the text engine, the same pattern `pipeline/templating.py` renders."""
 
 
 @dataclass(frozen=True, slots=True)
