@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
@@ -85,6 +85,15 @@ class CallRecord(NamedTuple):
         if self.response_body is None:
             del data["response_body"]
         return data
+
+
+class RecordSink(Protocol):
+    """Where the recorder writes call records (storage's `RequestLogRepo`)."""
+
+    async def insert_many(self, records: Sequence[CallRecord]) -> None:
+        """Store the records, skipping any already stored (same id). Raise ValueError for records the database
+        refuses for what they hold (never retried); any other error means "not now"."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

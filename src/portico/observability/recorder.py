@@ -17,9 +17,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from portico.core.records import CallRecord
+from portico.core.records import CallRecord, RecordSink
 from portico.observability.metrics import Metrics
 from portico.observability.outage import Outage, Throttle
 from portico.observability.spool import Spool
@@ -27,13 +27,6 @@ from portico.observability.spool import Spool
 log = logging.getLogger("portico.recorder")
 
 Outcome = Literal["written", "failed", "rejected"]
-
-
-class RecordSink(Protocol):
-    async def insert_many(self, records: Sequence[CallRecord]) -> None:
-        """Store the records, skipping any already stored (same id). Raise ValueError for records the database
-        refuses for what they hold (never retried); any other error means "not now"."""
-        ...
 
 
 class Recorder:

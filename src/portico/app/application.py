@@ -1,13 +1,10 @@
-"""Composition root: build every object from `Settings`, mount the routes, run startup and shutdown.
-
-The chat paths are dispatched to the raw ASGI handler by exact path match; everything else goes to the FastAPI
-admin app. This is the only module that wires layers together.
-"""
+"""The ASGI application: every object built from `Settings`, the chat paths dispatched to their raw ASGI handlers
+by exact path match, `/health` answered here, everything else handed to the admin app (`admin.py`), and the
+lifespan (startup, shutdown, the call record of each exchange)."""
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 from collections.abc import Mapping
@@ -16,9 +13,10 @@ from typing import Any
 
 import orjson
 
+from portico.app.parts import body_policy, health_state, pricing_of, secret_box, tune_process
 from portico.cache.base import Cache, open_cache
 from portico.config.load import load_settings, portico_home
-from portico.config.schema import REDIS_SCHEMES, Settings
+from portico.config.schema import Settings
 from portico.config_check import provider_configs, validate_config
 from portico.core.errors import PorticoError
 from portico.core.ids import time_ordered_id
@@ -29,23 +27,20 @@ from portico.http.errors import error_body, error_headers
 from portico.http.health import LIVE_BODY, build_probes
 from portico.http.records import record_from_exchange, served_cost
 from portico.http.routes.chat import ChatEndpoint, Exchange
-from portico.http.routes.deployments import DeploymentEndpoint, orq_model
+from portico.http.routes.deployments import DeploymentEndpoint
 from portico.http.routes.embeddings import EmbeddingsEndpoint
 from portico.http.routes.table import RAW_ROUTES
 from portico.knowledge.service import KnowledgeService
 from portico.observability.access_log import AccessLog
-from portico.observability.bodies import BodyPolicy
-from portico.observability.cost import Pricing
 from portico.observability.logging import configure_logging
 from portico.observability.metrics import METRICS_DIR_ENV, METRICS_FLUSH_SECONDS, Metrics
 from portico.observability.recorder import Recorder
-from portico.observability.startup import STARTUP_FAILURE, StartupError, describe_error, report_startup_failure
+from portico.observability.startup import STARTUP_FAILURE, report_startup_failure
 from portico.observability.trace_context import build_tracing
 from portico.observability.worker_health import WorkerHealth
 from portico.pipeline.embedding import Embeddings, call_log
 from portico.pipeline.gateway import Gateway
 from portico.pipeline.guarding import GuardrailCatalog
-from portico.pipeline.health import HealthState, LocalHealth
 from portico.pipeline.routing import Router
 from portico.pipeline.stored_guardrails import StoredGuardrails, provider_moderator, transport_poster
 from portico.providers.registry import ProviderRegistry
@@ -56,8 +51,6 @@ from portico.storage.guardrails import GuardrailStore
 from portico.storage.people import IdentityProfiles
 from portico.storage.prompts import PromptLibrary
 from portico.storage.repos import RequestLogRepo
-from portico.storage.secrets import SecretBox
-from portico.storage.sqlite_writer import register_fast_adapters
 from portico.storage.synced import StateSync, notify_url
 from portico.storage.vault import Vault
 
@@ -74,7 +67,7 @@ class PorticoApp:
         self.settings = settings
         self.transport = Transport()
         self.providers = ProviderRegistry.build(provider_configs(settings))
-        self.health = _health_state(settings)
+        self.health = health_state(settings)
         self.cache: Cache = open_cache(settings.cache)
         router = Router(self.health, max_retry_after=settings.routing.max_retry_after_seconds)
         self.db = Database(
@@ -98,17 +91,17 @@ class PorticoApp:
             guardrails=GuardrailCatalog(stored_guardrails, moderation, moderate),
         )
         self.auth = Authenticator(settings.auth.keys)
-        self.vault = Vault(_secret_box(), sync)
+        self.vault = Vault(secret_box(), sync)
         self.logs = RequestLogRepo(self.db)
         self.metrics = Metrics(share_dir=os.environ.get(METRICS_DIR_ENV))
         self.workers = WorkerHealth(self.metrics.share_dir, stale_after=max(5.0, 10 * METRICS_FLUSH_SECONDS))
         self._metrics_flush: asyncio.Task[None] | None = None
-        self.pricing = _pricing(settings)
+        self.pricing = pricing_of(settings)
         self.tracing = build_tracing(settings.telemetry, os.environ)
         self.recorder = Recorder(self.logs, queue_size=settings.logging.queue_size, metrics=self.metrics)
         self.profiles = IdentityProfiles(self.db)
         self.gateway.price = partial(served_cost, self.pricing)
-        bodies = _body_policy(settings, self.providers)
+        bodies = body_policy(settings, self.providers)
         self.chat = ChatEndpoint(
             self.gateway,
             self.auth,
@@ -117,7 +110,7 @@ class PorticoApp:
             custom_host_allowlist=settings.portkey.custom_host_allowlist,
             virtual_keys=self.vault.resolve,
             stored_configs=self._stored_config,
-            is_provider=self._is_provider,
+            is_provider=self.is_provider,
             price=partial(served_cost, self.pricing),
             tracing=self.tracing is not None,
             bodies=bodies,
@@ -185,7 +178,7 @@ class PorticoApp:
     def _stored_config(self, config_id: str) -> Mapping[str, Any] | None:
         return self.vault.config(config_id) or self.settings.portkey.configs.get(config_id)
 
-    def _is_provider(self, name: str) -> bool:
+    def is_provider(self, name: str) -> bool:
         return name in self.providers.all()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -214,40 +207,11 @@ class PorticoApp:
         if self._admin is None:
             async with self._admin_lock:
                 if self._admin is None:
-                    admin = await asyncio.to_thread(self._build_admin)
+                    from portico.app.admin import build_admin  # FastAPI and the admin routes
+
+                    admin = await asyncio.to_thread(build_admin, self)
                     self._admin = logged(admin, self.access_log)
         return self._admin
-
-    def _build_admin(self) -> ASGIApp:
-        from portico.http.admin_deps import require_gateway_key
-        from portico.http.routes.admin import create_admin_app
-        from portico.http.routes.analytics import mount_analytics
-        from portico.http.routes.deployments_admin import mount_deployments_admin
-        from portico.http.routes.guardrails_admin import mount_guardrails_admin
-        from portico.http.routes.knowledge_admin import mount_knowledge_admin
-        from portico.http.routes.logs import mount_logs
-        from portico.http.routes.people import mount_people
-        from portico.http.routes.prompts_admin import mount_prompts_admin
-        from portico.http.routes.routing_admin import mount_routing_admin
-        from portico.storage.analytics import UsageAnalytics
-        from portico.storage.people import PeopleReads
-
-        guard = require_gateway_key(self.auth) if self.settings.metrics.require_key else None
-        admin = create_admin_app(
-            health=self.health_report, models=self.model_list, metrics=self.metrics.render, metrics_guard=guard
-        )
-        mount_logs(admin, self.logs, self.auth)
-        mount_people(admin, PeopleReads(self.db, self.logs), self.auth)
-        mount_analytics(admin, UsageAnalytics(self.db), self.auth)
-        stored_guardrail = lambda g: self.guardrails.get(g) is not None  # noqa: E731 - a config's hooks may name one
-        mount_routing_admin(admin, self.vault, self.auth, self._is_provider, stored_guardrail)
-        mount_prompts_admin(admin, self.prompts, self.auth)
-        mount_knowledge_admin(admin, self.knowledge, self.auth, self.settings.knowledge.max_upload_bytes)
-        mount_guardrails_admin(admin, self.guardrails, self.auth, self._is_provider)
-        mount_deployments_admin(
-            admin, self.deployments, self.prompts.get, self.auth, lambda address: orq_model(self.providers, address)
-        )
-        return admin
 
     async def _key_presented(self, scope: Scope, send: Send) -> bool:
         """`auth.keyed_routes`: a route open by default that this config closes; a 401 in the gateway's shape."""
@@ -405,46 +369,6 @@ class PorticoApp:
         ]
 
 
-def tune_process() -> None:
-    """All process-wide tuning, in one place, called once at start-up when everything long-lived is built.
-
-    Everything built so far (modules, config, engines) lives as long as the process: `gc.freeze` moves it out of
-    the collector's sight, so collections under load scan request garbage only, not ~10^5 startup objects.
-    Requests free almost everything by reference counting; with the default first threshold (700) the collector
-    ran every ~70 requests, traversing every in-flight request's objects (10-13 µs per request at 64
-    connections, measured), so the first threshold is 50,000 net allocations. The older generations keep
-    CPython's default ratio (10): a cycle that survives (an exception with its traceback and frames) is freed
-    within ~5 M allocations, a few thousand requests, instead of piling up.
-    The sqlite3 adapters bind None and bool without the driver's adaptation protocol (the call log's rows)."""
-    register_fast_adapters()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 10, 10)
-
-
-def _health_state(settings: Settings) -> HealthState:
-    """Shared through Redis when `routing.state_url` (or a Redis `cache.url`) names one; in-process otherwise."""
-    routing = settings.routing
-    url = routing.state_url or (settings.cache.url if settings.cache.url.startswith(REDIS_SCHEMES) else None)
-    if url:
-        from portico.pipeline.health_redis import RedisHealth  # redis-py (~6 MiB) only when it is used
-
-        return RedisHealth(url, failure_threshold=routing.failure_threshold, cooldown_seconds=routing.cooldown_seconds)
-    return LocalHealth(failure_threshold=routing.failure_threshold, cooldown_seconds=routing.cooldown_seconds)
-
-
-def _body_policy(settings: Settings, providers: ProviderRegistry) -> BodyPolicy:
-    """What the call log keeps of bodies, and the provider and gateway keys it masks by value wherever they appear."""
-    keys = [provider.config.api_key for provider in providers.all().values() if provider.config.api_key]
-    return BodyPolicy(settings.logging.bodies, settings.logging.body_max_bytes, [*keys, *settings.auth.keys])
-
-
-def _pricing(settings: Settings) -> Pricing:
-    """Prices by provider entry; each entry also answers to its adapter type's prices (`type: openai` → OpenAI's)."""
-    adapters = {name: config.type or name for name, config in provider_configs(settings).items()}
-    return Pricing(settings.pricing, {"mock": "mock", **adapters})
-
-
 def create_app(settings: Settings | None = None) -> PorticoApp:
     return PorticoApp(settings or Settings())
 
@@ -463,13 +387,3 @@ def create_app_from_env() -> PorticoApp:
     except Exception as exc:
         report_startup_failure(exc)
         raise SystemExit(STARTUP_FAILURE) from None
-
-
-def _secret_box() -> SecretBox:
-    try:
-        return SecretBox.from_env(home=portico_home())
-    except (OSError, ValueError) as exc:
-        raise StartupError(
-            f"the secret key for virtual keys cannot be used ({describe_error(exc)})",
-            "make $PORTICO_HOME/secret.key readable by this user, or set PORTICO_SECRET_KEY to a Fernet key",
-        ) from exc
