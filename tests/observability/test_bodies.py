@@ -83,3 +83,19 @@ def test_a_requests_own_keys_are_masked_too() -> None:
     capture = BodyCapture(BodyPolicy(secrets=["configured-key-1"]), "full")
     capture.request(b'{"content": "byok-abc123def456 and configured-key-1"}')
     assert capture.kept((), ["byok-abc123def456"]) == ('{"content": "[REDACTED] and [REDACTED]"}', None)
+
+
+def test_a_value_split_over_frames_is_masked_per_choice_and_whole_frames_stay_as_sent() -> None:
+    from portico.observability.bodies import mask_across_frames
+
+    def frame(index: int, content: str) -> str:
+        return "data: " + json.dumps({"choices": [{"index": index, "delta": {"content": content}}]})
+
+    untouched = 'data: {"choices":[{"index":0,"delta":{"role":"assistant"}}]}'
+    frames = [untouched, frame(0, "call Ja"), frame(1, "Ja"), frame(0, "ne now"), frame(1, "ck too"), "data: [DONE]"]
+    out = mask_across_frames("\n\n".join(frames) + "\n\n", [("Jane", "[PII]")])
+    kept = out.split("\n\n")
+    assert kept[0] == untouched and kept[2] == frame(1, "Ja") and kept[4] == frame(1, "ck too")  # choice 1: Jack
+    texts = [json.loads(f[6:])["choices"][0]["delta"]["content"] for f in (kept[1], kept[3])]
+    assert texts == ["call [PII]", " now"]
+    assert mask_across_frames(frame(0, "nothing here"), [("Jane", "[PII]")]) == frame(0, "nothing here")

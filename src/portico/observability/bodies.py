@@ -129,30 +129,23 @@ def mask_across_frames(text: str, masks: list[tuple[str, str]]) -> str:
 
 
 def _mask_split(parts: list[tuple[int, dict[str, object]]], masks: list[tuple[str, str]]) -> bool:
+    """Mask every occurrence in the pieces' joined text: each character becomes itself, the mask (where an
+    occurrence starts) or nothing (the rest of it); an earlier mask wins where two occurrences overlap."""
     contents = [str(holder["content"]) for _, holder in parts]
     joined = "".join(contents)
-    spans: list[tuple[int, int, str]] = []
-    for value, mask in masks:
+    shown: list[str | None] = [None] * len(joined)  # None: the character as it is
+    for value, mask in reversed(masks):
         start = joined.find(value)
         while start >= 0:
-            spans.append((start, start + len(value), mask))
+            shown[start : start + len(value)] = [mask] + [""] * (len(value) - 1)
             start = joined.find(value, start + len(value))
-    if not spans:
+    if all(part is None for part in shown):
         return False
-    out, offset = [], 0
-    for content in contents:
+    offset = 0
+    for (_, holder), content in zip(parts, contents, strict=True):
         end = offset + len(content)
-        kept = []
-        for i, char in enumerate(content, offset):
-            covering = next((span for span in spans if span[0] <= i < span[1]), None)
-            if covering is None:
-                kept.append(char)
-            elif i == covering[0]:
-                kept.append(covering[2])
-        out.append("".join(kept))
+        holder["content"] = "".join(c if m is None else m for c, m in zip(content, shown[offset:end], strict=True))
         offset = end
-    for (_, holder), content in zip(parts, out, strict=True):
-        holder["content"] = content
     return True
 
 
