@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import resource
+import socket
 import subprocess
 import sys
 import threading
@@ -73,21 +74,29 @@ def probe(url: str, count: int, latencies: list[float], failures: list[str]) -> 
 
 async def slowloris(port: int, gap: float, writers: list[asyncio.StreamWriter]) -> tuple[bytes, float]:
     """Opens a connection and sends a request head one byte per `gap` s until the server hangs up; (what it
-    answered, seconds taken). The first byte goes at once: a connection that sends nothing is a silent one, closed
-    without a word, and on a loaded machine opening fifty connections one after another can outlast the timeout."""
-    reader, writer = await asyncio.open_connection(HOST, port)
+    answered, seconds until it did).
+
+    Two races a loaded machine (CI once) can lose, avoided here: the first byte goes with the connect, from a
+    blocking socket, since a connection that has sent nothing by its header timeout is a silent one, closed without a
+    word; and each wait reads what has arrived (`read(n)`), never `read()` under a timeout, which, cancelled between
+    the reply and the end of the stream, throws the reply away."""
+    sock = socket.create_connection((HOST, port))
+    sock.sendall(CHAT[:1])
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
     writers.append(writer)
     start = time.monotonic()
-    for byte in CHAT[:40]:
+    for byte in CHAT[1:40]:
         try:
-            writer.write(bytes([byte]))
-            await writer.drain()
-        except ConnectionError:
-            break
-        try:
-            return await asyncio.wait_for(reader.read(), gap), time.monotonic() - start
+            first = await asyncio.wait_for(reader.read(65536), gap)
         except TimeoutError:
+            try:
+                writer.write(bytes([byte]))
+                await writer.drain()
+            except ConnectionError:
+                break
             continue
+        return first + await read_until_closed(reader, 2), time.monotonic() - start
     return await read_until_closed(reader, 2), time.monotonic() - start
 
 
@@ -118,9 +127,12 @@ def test_silent_and_slowloris_connections_are_closed_while_others_are_served(
         stats = gw.server.config.guard.stats  # type: ignore[attr-defined]
     assert not failures and len(latencies) == 60
     assert max(closed_after) < 1.0 + 1.5  # header timeout, plus the sweep tick and this client's own pace
-    for answer, seconds in answers:
-        assert answer.startswith(b"HTTP/1.1 408 ") and b'"code":"request_timeout"' in answer
-        assert seconds < 1.0 + 1.0
+    wrong = [
+        (answer[:60], round(seconds, 2))
+        for answer, seconds in answers
+        if not (answer.startswith(b"HTTP/1.1 408 ") and b'"code":"request_timeout"' in answer and seconds < 1.0 + 1.0)
+    ]
+    assert not wrong, f"{len(wrong)} of 50 slowloris connections not answered 408 in time: {wrong[:5]}; {stats}"
     assert stats.header_timeouts == 250 and stats.evicted == 0
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     print(
@@ -139,10 +151,11 @@ def test_a_body_sent_a_byte_at_a_time_gets_408_and_is_no_crash(
         try:
             for byte in BODY:
                 writer.write(bytes([byte]))
-                try:
-                    return await asyncio.wait_for(reader.read(), 0.3), time.monotonic() - start
+                try:  # read(n), not read(): cancelled between the reply and the close, read() would lose the reply
+                    first = await asyncio.wait_for(reader.read(65536), 0.3)
                 except TimeoutError:
                     continue
+                return first + await read_until_closed(reader, 2), time.monotonic() - start
             raise AssertionError("the whole body went through a byte per 0.3 s")
         finally:
             await close_all([writer])
