@@ -26,13 +26,24 @@ class Routed:
         self.gateway, self.upstream = gateway, upstream
         self.orq = Orq(api_key=KEY, server_url=gateway.url)
         self.openai = openai.OpenAI(base_url=gateway.url + "/v1", api_key=KEY, max_retries=0)
+        self.clients: list[Portkey] = []
+
+    def close(self) -> None:
+        """Each Portkey client holds two HTTP clients (its own and its OpenAI client's); `close()` ends only the
+        first. Unclosed, their sockets surface as ResourceWarnings in whichever later test collects them."""
+        self.openai.close()
+        for client in self.clients:
+            client.openai_client.close()
+            client.close()
 
     @property
     def state(self) -> UpstreamState:
         return self.upstream.state
 
     def portkey(self, config: Any | None = None, **kw: Any) -> Portkey:
-        return Portkey(base_url=self.gateway.url + "/v1", api_key=KEY, config=config, max_retries=0, **kw)
+        client = Portkey(base_url=self.gateway.url + "/v1", api_key=KEY, config=config, max_retries=0, **kw)
+        self.clients.append(client)
+        return client
 
     def post(
         self, body: Any, headers: dict[str, str] | None = None, path: str = "/v2/router/chat/completions"
@@ -48,7 +59,9 @@ def routed_stack() -> Iterator[Routed]:
     with UpstreamThread([openai_upstream.install]) as upstream:
         settings = stack_settings(upstream.url, routing={"cooldown_seconds": 1.0, "failure_threshold": 2})
         with GatewayThread(settings) as gateway:
-            yield Routed(gateway, upstream)
+            routed = Routed(gateway, upstream)
+            yield routed
+            routed.close()
 
 
 @pytest.fixture
@@ -249,10 +262,11 @@ def test_portkey_conditional_config_routes_by_metadata(r: Routed) -> None:
             {"name": "cheap", "provider": "openai", "override_params": {"model": "gpt-cheap"}},
         ],
     }
-    client = r.portkey(config=config)
-    client.with_options(metadata={"plan": "pro"}).chat.completions.create(model="gpt-4o", messages=HI)
-    client.with_options(metadata={"plan": "free"}).chat.completions.create(model="gpt-4o", messages=HI, max_tokens=50)
-    client.chat.completions.create(model="gpt-4o", messages=HI)
+    r.portkey(config=config, metadata={"plan": "pro"}).chat.completions.create(model="gpt-4o", messages=HI)
+    r.portkey(config=config, metadata={"plan": "free"}).chat.completions.create(
+        model="gpt-4o", messages=HI, max_tokens=50
+    )
+    r.portkey(config=config).chat.completions.create(model="gpt-4o", messages=HI)
     assert r.state.models_seen() == ["gpt-smart", "gpt-cheap", "gpt-cheap"]
 
 
