@@ -297,12 +297,15 @@ def _create_or_upgrade(connection: sa.Connection) -> None:
     revision (Alembic's recipe for building a database from scratch); only an existing schema goes through the
     migrations. Why: Alembic stays resident once imported, ~10 MiB of a gateway that runs in under 100, so a
     first start should not load it. A test holds both paths to the same schema on SQLite and PostgreSQL."""
+    from portico.storage.dialects import postgresql_predicates
     from portico.storage.tables import metadata
 
     present = set(sa.inspect(connection).get_table_names())
     if present & ({_VERSION_TABLE} | set(metadata.tables)):
         _upgrade(connection)
         return
+    if connection.dialect.name == "postgresql":
+        postgresql_predicates()
     metadata.create_all(connection)
     version = sa.Table(
         _VERSION_TABLE,

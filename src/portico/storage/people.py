@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from portico.core.records import CallRecord, LogFilter
 from portico.storage.db import Database
+from portico.storage.dialects import upsert
 from portico.storage.repos import RequestLogRepo
 from portico.storage.tables import identities, request_logs
 
@@ -146,7 +146,7 @@ class IdentityProfiles:
 
     def _upsert(self, key: str, profile: Profile, seen_at: datetime) -> sa.Executable:
         fields = dict(zip(PROFILE_FIELDS, profile, strict=True))
-        insert = (postgresql.insert if self.db.backend == "postgresql" else sqlite.insert)(identities).values(
+        insert = upsert(identities, self.db.backend).values(
             id=key, first_seen_at=seen_at, last_seen_at=seen_at, request_count=0, **fields
         )
         changed = {name: insert.excluded[name] for name, value in fields.items() if value is not None}

@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from portico.core.records import CallRecord, LogFilter
 from portico.storage.db import Database
+from portico.storage.dialects import upsert
 from portico.storage.sqlite_writer import SQLiteBatchWriter
 from portico.storage.tables import identities, request_logs
 
@@ -150,7 +150,7 @@ class RequestLogRepo:
             {"id": key, "first_seen_at": first, "last_seen_at": last, "request_count": count}
             for key, (first, last, count) in seen.items()
         ]
-        insert = (postgresql.insert if self.db.backend == "postgresql" else sqlite.insert)(identities).values(rows)
+        insert = upsert(identities, self.db.backend).values(rows)
         return insert.on_conflict_do_update(
             index_elements=[identities.c.id],
             set_={

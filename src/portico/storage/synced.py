@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portico.config.schema import REDIS_SCHEMES, Settings
 from portico.storage.db import Database
+from portico.storage.dialects import upsert
 from portico.storage.tables import state_versions
 
 log = logging.getLogger("portico.storage.sync")
@@ -232,11 +233,8 @@ class StateSync:
 
 async def _bump(conn: AsyncConnection, name: str) -> int:
     """+1 on the namespace's version (created at 1), inside the caller's transaction; returns the new value."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     statement = (
-        insert(state_versions)
+        upsert(state_versions, conn.dialect.name)
         .values(namespace=name, version=1)
         .on_conflict_do_update(
             index_elements=[state_versions.c.namespace], set_={"version": state_versions.c.version + 1}

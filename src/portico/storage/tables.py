@@ -7,7 +7,8 @@ The schema is owned by the Alembic migrations in `storage/migrations/`; a change
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+
+from portico.storage.dialects import JsonDocument, partial_index
 
 metadata = sa.MetaData()
 
@@ -54,20 +55,8 @@ request_logs = sa.Table(
     sa.Index("ix_request_logs_request_id", "request_id"),
     # migration 0009: reads by identity and by thread over a time range (analytics, threads, log filters); partial,
     # so that the many calls that name neither pay no index write (`identity_id = ?` implies the index's condition)
-    sa.Index(
-        "ix_request_logs_identity_created_at",
-        "identity_id",
-        "created_at",
-        sqlite_where=sa.text("identity_id IS NOT NULL"),
-        postgresql_where=sa.text("identity_id IS NOT NULL"),
-    ),
-    sa.Index(
-        "ix_request_logs_thread_created_at",
-        "thread_id",
-        "created_at",
-        sqlite_where=sa.text("thread_id IS NOT NULL"),
-        postgresql_where=sa.text("thread_id IS NOT NULL"),
-    ),
+    partial_index("ix_request_logs_identity_created_at", ("identity_id", "created_at"), "identity_id IS NOT NULL"),
+    partial_index("ix_request_logs_thread_created_at", ("thread_id", "created_at"), "thread_id IS NOT NULL"),
 )
 
 identities = sa.Table(
@@ -182,9 +171,6 @@ knowledge_uploads = sa.Table(  # the raw bytes of a datasource until its ingest 
     sa.Column("content", sa.LargeBinary, nullable=False),
 )
 
-CHUNK_METADATA = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-"""jsonb on PostgreSQL: a metadata filter reads every candidate row's JSON, which `json` would re-parse per operator."""
-
 knowledge_chunks = sa.Table(  # integer ids (never reused): SQLite's FTS5 index refers to chunks by rowid
     "knowledge_chunks",
     metadata,
@@ -194,7 +180,7 @@ knowledge_chunks = sa.Table(  # integer ids (never reused): SQLite's FTS5 index 
     sa.Column("idx", sa.Integer, nullable=False),
     sa.Column("page_number", sa.Integer),
     sa.Column("text", sa.Text, nullable=False),
-    sa.Column("metadata", CHUNK_METADATA, nullable=False),  # filtered per search: binary JSON on PostgreSQL
+    sa.Column("metadata", JsonDocument(), nullable=False),  # filtered per search: binary JSON on PostgreSQL
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("dims", sa.Integer, nullable=False),
     sa.Column("vector", sa.LargeBinary, nullable=False),  # float32, little-endian, `dims` of them
