@@ -15,7 +15,7 @@ from portico.core.errors import UpstreamProtocolError, UpstreamTimeout
 from portico.core.types import ChatChunk, ChatRequest
 from portico.providers.base import CallOptions, HttpProvider, StreamStart
 from portico.providers.registry import ProviderRegistry
-from portico.providers.transport import Transport
+from portico.providers.transport import Limits, Transport, UpstreamStream, stream_clock
 from tests.conftest import KEY, http, stack_settings
 from tests.gateway_server import GatewayThread
 from tests.upstreams import openai as openai_upstream
@@ -108,6 +108,19 @@ async def test_the_first_token_deadline_holds_until_content_not_until_the_first_
     assert 0.35 < time.monotonic() - started < 2
 
 
+async def test_the_first_token_deadline_ends_a_stream_that_sends_only_keepalives(
+    upstream: UpstreamThread, transport: Transport
+) -> None:
+    """Bytes keep arriving, so no read is ever idle, and none is content: the first-token bound still ends the
+    wait, whether a read finds its bytes already buffered (a look at the clock) or waits for them (a timer)."""
+    adapter = provider(upstream)
+    upstream.state.set_mode("m-pings", "keepalive_only", 0.01)
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeout, match=r"capped did not send the first token in time \(0.4s\)"):
+        await drain(adapter, "m-pings", transport, CallOptions(10, 5, first_event_timeout_s=0.4, idle_timeout_s=3))
+    assert 0.35 < time.monotonic() - started < 2
+
+
 async def test_the_idle_bound_ends_a_stream_gone_quiet(upstream: UpstreamThread, transport: Transport) -> None:
     adapter = provider(upstream, idle_timeout=0.4)
     upstream.state.set_mode("m-idle", "stall_after", 3)
@@ -162,3 +175,30 @@ def test_the_gateway_answers_an_oversized_upstream_with_a_clear_502(upstream: Up
         "code": "upstream_bad_response",
         "provider": "capped",
     }
+
+
+class _AlwaysBuffered:
+    """A response body whose next bytes are always already here: keep-alive comments, never an event. Read for
+    more than two seconds, it fails the test (nothing else could: such a loop never gives the event loop a turn)."""
+
+    def __init__(self) -> None:
+        self.since = time.monotonic()
+
+    def read_nowait(self, n: int = -1) -> bytes:
+        assert time.monotonic() - self.since < 2, "read on past the first-token deadline"
+        return b": keep-alive\n\n"
+
+    async def readany(self) -> bytes:
+        raise AssertionError("a read with bytes buffered must not wait")
+
+
+async def test_a_read_that_finds_its_bytes_buffered_still_keeps_the_first_token_deadline() -> None:
+    """The buffered-read path has no timer to fire: it compares the clock."""
+    response: Any = type("Response", (), {"content": _AlwaysBuffered(), "status": 200, "headers": {}})()
+    options = CallOptions(10, 5, first_event_timeout_s=0.2, idle_timeout_s=3)
+    stream = UpstreamStream(response, "sse", "capped", stream_clock(options, Limits()), Limits())
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeout, match=r"capped did not send the first token in time \(0.2s\)"):
+        async for _ in stream.events():
+            pass
+    assert 0.15 < time.monotonic() - started < 1

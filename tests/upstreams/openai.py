@@ -108,6 +108,13 @@ async def _stream(
     await response.prepare(request)
     if mode == "slow_first_chunk":
         await asyncio.sleep(arg)
+    while mode == "keepalive_only":  # SSE comments every `arg` s and never an event, until the gateway hangs up
+        try:
+            await response.write(b": keep-alive\n\n")
+            await asyncio.sleep(arg)
+        except (asyncio.CancelledError, ConnectionResetError):
+            state.notes.append("stream-cancelled")
+            raise
     base = {
         "id": "chatcmpl-mock",
         "object": "chat.completion.chunk",

@@ -59,7 +59,7 @@ class _Reader(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class _StreamClock:
+class StreamClock:
     """The deadlines of one stream, on the event loop's clock."""
 
     first: float
@@ -74,7 +74,7 @@ class UpstreamStream:
     """An open upstream response; `events()` yields the events of each network read as one batch."""
 
     def __init__(
-        self, response: aiohttp.ClientResponse, framing: str, provider: str, clock: _StreamClock, limits: Limits
+        self, response: aiohttp.ClientResponse, framing: str, provider: str, clock: StreamClock, limits: Limits
     ) -> None:
         self._response = response
         self._framing = framing
@@ -97,7 +97,9 @@ class UpstreamStream:
         """Until the first token, each read is bounded by the first-token deadline; after it, by the idle
         timeout, which aiohttp enforces itself (`sock_read`, set by `open_stream`), and by the total deadline,
         compared once per read: an `asyncio.timeout` per read was ~130 bytecodes and a timer for every chunk
-        of a token-by-token stream. Only reads in the last idle period before the total deadline get a timer."""
+        of a token-by-token stream. Only reads in the last idle period before the total deadline get a timer.
+        A bounded read whose bytes are already buffered (the first read, when the answer came with its headers)
+        compares the clock instead: a timer for a read that cannot wait cost ~25 k instructions per stream."""
         limit = self._limits.max_event_bytes
         framing = self._framing
         relay = framing == "sse-relay"  # an OpenAI-compatible stream sent on unread: blocks of whole events
@@ -110,11 +112,14 @@ class UpstreamStream:
             if until is None and now() >= clock.tail:
                 until = clock.total
             try:
-                if until is not None:
+                if until is None:
+                    chunk = await content.readany()
+                elif chunk := content.read_nowait():  # bytes already here need a look at the clock, not a timer
+                    if now() >= until:
+                        raise TimeoutError
+                else:
                     async with asyncio.timeout_at(until):
                         chunk = await content.readany()
-                else:
-                    chunk = await content.readany()
             except TimeoutError:  # aiohttp's read timeout is a TimeoutError too
                 raise self._timeout(until) from None
             except aiohttp.ClientError as exc:
@@ -263,7 +268,7 @@ class _OpenStream:
     async def __aenter__(self) -> UpstreamStream:
         method, url, headers, body, options, provider, framing, limits = self._call
         session = self._transport.session
-        clock = _clock(options, limits)
+        clock = stream_clock(options, limits)
         timeout = _timeout(None, options.connect_timeout_s, read=clock.idle_s)
         try:
             async with asyncio.timeout_at(clock.first):
@@ -289,7 +294,7 @@ class _OpenStream:
             response.close()  # a broken or abandoned stream must not go back to the pool
 
 
-def _clock(options: CallOptions, limits: Limits) -> _StreamClock:
+def stream_clock(options: CallOptions, limits: Limits) -> StreamClock:
     """One stream's deadlines: an attempt's `CallOptions` win over the provider's own limits; the first token
     and the idle gaps never outlast the whole call."""
     total_s = options.timeout_s
@@ -297,7 +302,7 @@ def _clock(options: CallOptions, limits: Limits) -> _StreamClock:
     idle_s = min(options.idle_timeout_s or limits.idle_s or DEFAULT_IDLE_S, total_s)
     start = asyncio.get_running_loop().time()
     total = start + total_s
-    return _StreamClock(min(start + first_s, total), total, total - idle_s, min(first_s, total_s), idle_s, total_s)
+    return StreamClock(min(start + first_s, total), total, total - idle_s, min(first_s, total_s), idle_s, total_s)
 
 
 @functools.lru_cache(maxsize=256)
