@@ -95,29 +95,23 @@ async def test_a_stream_event_over_max_event_bytes_is_refused_while_it_grows(
     assert peak < 4 * MB, peak
 
 
-async def test_the_first_token_deadline_holds_until_content_not_until_the_first_event(
-    upstream: UpstreamThread, transport: Transport
+@pytest.mark.parametrize(
+    ("mode", "arg"),
+    [
+        ("stall_after", 1),  # the role chunk, which carries no token, then silence
+        ("keepalive_only", 0.01),  # comments every 10 ms: never idle, never content
+    ],
+)
+async def test_the_first_token_deadline_holds_until_content_not_until_the_first_bytes(
+    upstream: UpstreamThread, transport: Transport, mode: str, arg: float
 ) -> None:
-    """The first event (the role chunk) carries no token: the upstream then stalls, and the first-token bound,
-    not the (longer) idle one, ends the wait."""
+    """Bytes that are not content do not satisfy the first-token bound, and it ends the wait before the (longer)
+    idle one, whether a read waits for its bytes (a timer) or finds them already buffered (a look at the clock)."""
     adapter = provider(upstream)
-    upstream.state.set_mode("m-first", "stall_after", 1)
+    upstream.state.set_mode(f"m-{mode}", mode, arg)
     started = time.monotonic()
     with pytest.raises(UpstreamTimeout, match=r"capped did not send the first token in time \(0.4s\)"):
-        await drain(adapter, "m-first", transport, CallOptions(10, 5, first_event_timeout_s=0.4, idle_timeout_s=3))
-    assert 0.35 < time.monotonic() - started < 2
-
-
-async def test_the_first_token_deadline_ends_a_stream_that_sends_only_keepalives(
-    upstream: UpstreamThread, transport: Transport
-) -> None:
-    """Bytes keep arriving, so no read is ever idle, and none is content: the first-token bound still ends the
-    wait, whether a read finds its bytes already buffered (a look at the clock) or waits for them (a timer)."""
-    adapter = provider(upstream)
-    upstream.state.set_mode("m-pings", "keepalive_only", 0.01)
-    started = time.monotonic()
-    with pytest.raises(UpstreamTimeout, match=r"capped did not send the first token in time \(0.4s\)"):
-        await drain(adapter, "m-pings", transport, CallOptions(10, 5, first_event_timeout_s=0.4, idle_timeout_s=3))
+        await drain(adapter, f"m-{mode}", transport, CallOptions(10, 5, first_event_timeout_s=0.4, idle_timeout_s=3))
     assert 0.35 < time.monotonic() - started < 2
 
 
