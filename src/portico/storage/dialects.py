@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
     from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
+_PARTIAL: list[tuple[sa.Index, str]] = []
+"""Every `partial_index` with its predicate, for `postgresql_predicates`."""
+
 
 def upsert(table: sa.Table, backend: str) -> PostgresInsert | SqliteInsert:
     """`INSERT … ON CONFLICT` into `table` on `backend` ("postgresql" or "sqlite"): both dialects spell
@@ -51,10 +54,10 @@ class JsonDocument(sa.types.TypeDecorator[Any]):
         return dialect.type_descriptor(sa.JSON())
 
 
-def partial_index(name: str, table_columns: tuple[str, ...], where: str) -> sa.Index:
+def partial_index(name: str, columns: tuple[str, ...], where: str) -> sa.Index:
     """An index over the rows where `where` holds. SQLite's predicate is given here; PostgreSQL's is added by
     `postgresql_predicates` when a PostgreSQL schema is created."""
-    index = sa.Index(name, *table_columns, sqlite_where=sa.text(where))
+    index = sa.Index(name, *columns, sqlite_where=sa.text(where))
     _PARTIAL.append((index, where))
     return index
 
@@ -64,6 +67,3 @@ def postgresql_predicates() -> None:
     created from the tables. Writing `dialect_kwargs` is SQLAlchemy's documented way to add a dialect option."""
     for index, where in _PARTIAL:
         index.dialect_kwargs["postgresql_where"] = sa.text(where)
-
-
-_PARTIAL: list[tuple[sa.Index, str]] = []
