@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "8097")))
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--config", type=Path, default=HARNESS / "configs" / "portico.yaml")
+    parser.add_argument("--by-module", action="store_true", help="own time summed by package (portico.* by module)")
     args = parser.parse_args()
     stream = args.stream or args.long
     prefix = "long/" if args.long else "stream/" if stream else ""
@@ -91,11 +92,36 @@ def main() -> None:
     stats = pstats.Stats(str(out))
     total = stats.total_tt  # type: ignore[attr-defined]
     print(f"{total / args.requests * 1e6:.1f} µs of profiled time per request ({args.requests} requests)")
+    if args.by_module:
+        print_by_module(stats.stats, total, args.requests)  # type: ignore[attr-defined]
     rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
     print(f"{'own µs/req':>10} {'share':>6} {'calls/req':>9}  function")
     for (file, line, name), (_, calls, own, _cum, _) in rows[: args.top]:
         where = f"{Path(file).name}:{line}" if line else file
         print(f"{own / args.requests * 1e6:10.2f} {own / total:6.1%} {calls / args.requests:9.1f}  {name} ({where})")
+
+
+def module_of(file: str) -> str:
+    """`portico.pipeline.attempts` for Portico's files, the top package for a library's, `~` for C functions."""
+    if file == "~":
+        return "(C builtins)"
+    parts = Path(file).with_suffix("").parts
+    if "portico" in parts:
+        return ".".join(parts[parts.index("portico") :])
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1]
+    return Path(file).parent.name + "/" + Path(file).stem if "asyncio" in parts else Path(file).stem
+
+
+def print_by_module(entries: dict[tuple[str, int, str], tuple[int, int, float, float, object]], total: float, n: int) -> None:
+    sums: dict[str, float] = {}
+    for (file, _line, _name), (_, _calls, own, _cum, _) in entries.items():
+        key = module_of(file)
+        sums[key] = sums.get(key, 0.0) + own
+    print(f"{'own µs/req':>10} {'share':>6}  module")
+    for key, own in sorted(sums.items(), key=lambda kv: kv[1], reverse=True)[:40]:
+        print(f"{own / n * 1e6:10.2f} {own / total:6.1%}  {key}")
+    print()
 
 
 if __name__ == "__main__":

@@ -71,10 +71,10 @@ def storage_problems(url: str | None) -> list[str]:
     """The URL scheme, `?schema=`, and the PostgreSQL driver: what `Database` would refuse at start-up."""
     if url is None:
         return []
-    from portico.storage.db import POSTGRES_DRIVER_MISSING, async_url, schema_problem
+    from portico.storage.db import POSTGRES_DRIVER_MISSING, engine_url, schema_problem
 
     try:
-        parsed, backend = async_url(url)
+        parsed, backend = engine_url(url)
     except ValueError as exc:
         return [str(exc)]
     if backend == "postgresql":

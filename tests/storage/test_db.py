@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from portico.storage.db import Database, async_url
+from portico.storage.db import Database, engine_url
 from portico.storage.repos import RequestLogRepo
 from tests.storage.conftest import make_record
 
@@ -15,23 +15,23 @@ from tests.storage.conftest import make_record
 @pytest.mark.parametrize(
     ("url", "driver", "backend"),
     [
-        ("sqlite:///data/portico.db", "sqlite+aiosqlite", "sqlite"),
-        ("sqlite+aiosqlite:///data/portico.db", "sqlite+aiosqlite", "sqlite"),
-        ("sqlite:///:memory:", "sqlite+aiosqlite", "sqlite"),
+        ("sqlite:///data/portico.db", "sqlite+pysqlite", "sqlite"),
+        ("sqlite+aiosqlite:///data/portico.db", "sqlite+pysqlite", "sqlite"),
+        ("sqlite:///:memory:", "sqlite+pysqlite", "sqlite"),
         ("postgresql://u:p@db:5432/portico", "postgresql+asyncpg", "postgresql"),
         ("postgres://u:p@db/portico", "postgresql+asyncpg", "postgresql"),
         ("postgresql+asyncpg://db/portico", "postgresql+asyncpg", "postgresql"),
     ],
 )
 def test_urls_map_to_async_drivers(url: str, driver: str, backend: str) -> None:
-    parsed, found = async_url(url)
+    parsed, found = engine_url(url)
     assert parsed.drivername == driver and found == backend
 
 
 @pytest.mark.parametrize("url", ["mysql://db/x", "postgresql+psycopg2://db/x", "not a url"])
 def test_unsupported_urls_are_refused_by_name(url: str) -> None:
     with pytest.raises(ValueError, match=r"storage\.url"):
-        async_url(url)
+        engine_url(url)
 
 
 def test_a_schema_must_be_a_plain_identifier() -> None:

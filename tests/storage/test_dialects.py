@@ -24,17 +24,19 @@ async def main() -> None:
 
 asyncio.run(main())
 print(sorted(m for m in sys.modules if m.startswith("sqlalchemy.dialects.")))
+print(sorted(m for m in sys.modules if m.startswith(("sqlalchemy.ext.asyncio", "sqlalchemy.orm", "aiosqlite", "greenlet"))))
 """
 
 
-def test_a_gateway_on_sqlite_never_imports_the_postgresql_dialect(tmp_path: Path) -> None:
+def test_a_gateway_on_sqlite_never_imports_the_postgresql_dialect_or_the_orm(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'portico.db'}"
     for _ in range(2):  # a new database, created from the tables; then the same one, already current
         command = [sys.executable, "-c", _SERVE_ON_SQLITE, url]
         done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr[-2000:]
-        loaded = done.stdout.strip().splitlines()[-1]
-        assert "sqlalchemy.dialects.sqlite" in loaded and "postgresql" not in loaded, loaded
+        dialects, async_and_orm = done.stdout.strip().splitlines()[-2:]
+        assert "sqlalchemy.dialects.sqlite" in dialects and "postgresql" not in dialects, dialects
+        assert async_and_orm == "[]"
 
 
 async def test_a_schema_created_on_postgresql_has_jsonb_and_partial_indexes(pg_schema_url: str) -> None:

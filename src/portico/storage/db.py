@@ -1,4 +1,4 @@
-"""The async database behind `storage.url`: embedded SQLite (aiosqlite, WAL) or PostgreSQL (asyncpg).
+"""The async database behind `storage.url`: embedded SQLite (WAL, on threads: `connection.py`) or PostgreSQL (asyncpg).
 
 `Database.migrate()` brings the schema to the newest Alembic revision shipped in `storage/migrations/`; it is
 safe to run from several workers at once. Nothing here knows what the tables hold (`repos.py` does).
@@ -17,12 +17,18 @@ import re
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
+
+from portico.storage.connection import Connection, ThreadedEngine
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    Engine = AsyncEngine | ThreadedEngine
 
 log = logging.getLogger("portico.storage")
 
@@ -33,8 +39,8 @@ _VERSION_TABLE = "alembic_version"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
-def async_url(url: str) -> tuple[URL, Backend]:
-    """`sqlite:///path` → `sqlite+aiosqlite`, `postgresql://` (or `postgres://`) → `postgresql+asyncpg`."""
+def engine_url(url: str) -> tuple[URL, Backend]:
+    """`sqlite:///path` → `sqlite+pysqlite`, `postgresql://` (or `postgres://`) → `postgresql+asyncpg`."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url.removeprefix("postgres://")
     try:
@@ -42,8 +48,8 @@ def async_url(url: str) -> tuple[URL, Backend]:
     except sa.exc.ArgumentError:
         raise ValueError("storage.url must look like sqlite:///path or postgresql://host/db") from None
     backend, _, driver = parsed.drivername.partition("+")
-    if backend == "sqlite" and driver in ("", "aiosqlite"):
-        return parsed.set(drivername="sqlite+aiosqlite"), "sqlite"
+    if backend == "sqlite" and driver in ("", "pysqlite", "aiosqlite"):  # aiosqlite: the driver before 2026-12
+        return parsed.set(drivername="sqlite+pysqlite"), "sqlite"
     if backend == "postgresql" and driver in ("", "asyncpg"):
         return parsed.set(drivername="postgresql+asyncpg"), "postgresql"
     raise ValueError(f"storage.url: unsupported database {parsed.drivername!r} (use sqlite:/// or postgresql://)")
@@ -72,7 +78,7 @@ class Database:
     def __init__(self, url: str, *, connect_timeout: float = 5.0, statement_timeout: float = 10.0) -> None:
         self.connect_timeout = connect_timeout
         self.statement_timeout = statement_timeout
-        self.url, self.backend = async_url(url)
+        self.url, self.backend = engine_url(url)
         self.schema: str | None = None
         if self.backend == "postgresql" and "schema" in self.url.query:
             problem = schema_problem(self.url)
@@ -88,9 +94,11 @@ class Database:
         self._lock = asyncio.Lock() if self.memory else None
         self.engine = self._create_engine()
 
-    def _create_engine(self, *, for_migration: bool = False) -> AsyncEngine:
+    def _create_engine(self, *, for_migration: bool = False) -> Engine:
         if self.backend == "postgresql":
             try:
+                from sqlalchemy.ext.asyncio import create_async_engine  # the ORM comes with it: PostgreSQL only
+
                 pooling: dict[str, Any] = (
                     {"poolclass": NullPool}
                     if for_migration
@@ -104,11 +112,13 @@ class Database:
             sa.event.listen(engine.sync_engine, "connect", _keepalive)
             return engine
         if self.memory:
-            engine = create_async_engine(self.url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+            sync = sa.create_engine(self.url, poolclass=StaticPool, connect_args={"check_same_thread": False})
         else:
-            engine = create_async_engine(self.url, connect_args={"timeout": self.statement_timeout})
-        sa.event.listen(engine.sync_engine, "connect", self._sqlite_pragmas)
-        return engine
+            sync = sa.create_engine(
+                self.url, pool_timeout=self.connect_timeout, connect_args={"timeout": self.statement_timeout}
+            )
+        sa.event.listen(sync, "connect", self._sqlite_pragmas)
+        return ThreadedEngine(sync)
 
     def _postgres_args(self, *, statement_deadline: bool = True) -> dict[str, Any]:
         """asyncpg's connect and per-statement timeouts, and the same statement deadline on the server (so a
@@ -132,7 +142,7 @@ class Database:
         sqlite_pragmas(dbapi_connection, memory=self.memory, busy_ms=int(min(self.statement_timeout, 5.0) * 1000))
 
     @contextlib.asynccontextmanager
-    async def begin(self, engine: AsyncEngine | None = None) -> AsyncIterator[AsyncConnection]:
+    async def begin(self, engine: Engine | None = None) -> AsyncIterator[Connection]:
         """A connection inside a transaction, committed on exit. An in-memory database has one connection, so
         its users take turns."""
         async with contextlib.AsyncExitStack() as stack:
@@ -195,7 +205,7 @@ class Database:
             if engine is not self.engine:
                 await engine.dispose()
 
-    async def _migrate_on(self, engine: AsyncEngine, attempts: int) -> None:
+    async def _migrate_on(self, engine: Engine, attempts: int) -> None:
         for attempt in range(1, attempts + 1):
             try:
                 async with self.begin(engine) as conn:

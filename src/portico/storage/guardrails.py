@@ -10,8 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from portico.storage.connection import Connection
 from portico.storage.statements import delete_rows, replace_row
 from portico.storage.synced import StateSync
 from portico.storage.tables import guardrails
@@ -19,7 +18,7 @@ from portico.storage.tables import guardrails
 Spec = Mapping[str, Any]
 
 
-async def _load(conn: AsyncConnection) -> dict[str, Spec]:
+async def _load(conn: Connection) -> dict[str, Spec]:
     rows = (await conn.execute(guardrails.select())).mappings().all()
     return {str(row["id"]): dict(row["spec"]) for row in rows}
 

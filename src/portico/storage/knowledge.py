@@ -12,10 +12,10 @@ import time
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portico.core.errors import NotFound, RequestError
 from portico.core.knowledge import KnowledgeBase, RerankSettings
+from portico.storage.connection import Connection
 from portico.storage.statements import delete_rows
 from portico.storage.synced import Statements, StateSync
 from portico.storage.tables import knowledge_bases
@@ -56,7 +56,7 @@ def base_from_config(key: str, base_id: str, config: dict[str, Any]) -> Knowledg
     )
 
 
-async def _load(conn: AsyncConnection) -> dict[str, StoredBase]:
+async def _load(conn: Connection) -> dict[str, StoredBase]:
     rows = (await conn.execute(knowledge_bases.select())).mappings().all()
     return {
         str(row["key"]): StoredBase(
@@ -98,7 +98,7 @@ class KnowledgeBaseStore:
         row = {"key": base.key, "id": base.id, "config": base_config(base), "created_at": now, "updated_at": now}
         row["chunks_version"] = 0
 
-        async def insert(conn: AsyncConnection) -> None:
+        async def insert(conn: Connection) -> None:
             await conn.execute(knowledge_bases.insert(), [row])
 
         try:
@@ -115,7 +115,7 @@ class KnowledgeBaseStore:
         stored = StoredBase(base, current.created_at, time.time())
         values = {"config": base_config(base), "updated_at": stored.updated_at}
 
-        async def update(conn: AsyncConnection) -> None:
+        async def update(conn: Connection) -> None:
             await conn.execute(knowledge_bases.update().where(knowledge_bases.c.key == base.key).values(values))
 
         await self.sync.write(self._ns, base.key, stored, update)
@@ -127,7 +127,7 @@ class KnowledgeBaseStore:
             return False
         drop = delete_rows(knowledge_bases, "key", key)
 
-        async def statements(conn: AsyncConnection) -> None:
+        async def statements(conn: Connection) -> None:
             await drop(conn)
             if also is not None:
                 await also(conn)

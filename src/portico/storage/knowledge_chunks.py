@@ -19,8 +19,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from portico.storage.connection import Connection
 from portico.storage.db import Database
 from portico.storage.knowledge_rows import ChunkRow, Datasource, StoredChunk, chunk_of, datasource_of
 from portico.storage.synced import Statements
@@ -116,7 +116,7 @@ class KnowledgeRepo:
     def delete_base_rows(self, knowledge_id: str) -> Statements:
         """Statements (for the base's delete transaction) removing every datasource, upload and chunk of a base."""
 
-        async def run(conn: AsyncConnection) -> None:
+        async def run(conn: Connection) -> None:
             ids = sa.select(sources.c.id).where(sources.c.knowledge_id == knowledge_id).scalar_subquery()
             await conn.execute(knowledge_uploads.delete().where(knowledge_uploads.c.datasource_id.in_(ids)))
             await conn.execute(chunks.delete().where(chunks.c.knowledge_id == knowledge_id))
@@ -132,9 +132,10 @@ class KnowledgeRepo:
             sources.update()
             .where(sources.c.id == datasource_id, sources.c.status.in_(ACTIVE), sources.c.lease_until < now)
             .values(lease_until=lease_until, updated_at=now)
+            .returning(sources.c.id)
         )
         async with self.db.begin() as conn:
-            return bool((await conn.execute(statement)).rowcount)
+            return (await conn.execute(statement)).first() is not None
 
     async def resumable(self, now: float) -> list[str]:
         """Unfinished datasources nobody holds: left by a stopped or crashed worker."""
@@ -214,8 +215,9 @@ class KnowledgeRepo:
                     sources.update()
                     .where(sources.c.id == datasource_id, sources.c.status.in_(ACTIVE))
                     .values(lease_until=lease_until, updated_at=time.time())
+                    .returning(sources.c.id)
                 )
-                if not updated.rowcount:
+                if updated.first() is None:
                     return False
                 await conn.execute(chunks.insert(), values)
                 await conn.execute(sources.update().where(sources.c.id == datasource_id).values(chunks_done=done))
@@ -241,15 +243,18 @@ class KnowledgeRepo:
     async def delete_chunk(self, datasource_id: str, chunk_id: int) -> bool:
         async with self.db.begin() as conn:
             deleted = await conn.execute(
-                chunks.delete().where(chunks.c.datasource_id == datasource_id, chunks.c.id == chunk_id)
+                chunks.delete()
+                .where(chunks.c.datasource_id == datasource_id, chunks.c.id == chunk_id)
+                .returning(chunks.c.id)
             )
-            if deleted.rowcount:
+            found = deleted.first() is not None
+            if found:
                 done = sa.select(sa.func.count()).where(chunks.c.datasource_id == datasource_id).scalar_subquery()
                 await conn.execute(
                     sources.update().where(sources.c.id == datasource_id).values(chunks_done=done, chunks_total=done)
                 )
                 await _bump_chunks(conn, _base_of(datasource_id))
-        return bool(deleted.rowcount)
+        return found
 
     async def chunks_by_id(self, ids: Sequence[int], *, with_vectors: bool = False) -> dict[int, StoredChunk]:
         if not ids:
@@ -328,7 +333,7 @@ def _base_of(datasource_id: str) -> sa.ScalarSelect[Any]:
     return sa.select(sources.c.knowledge_id).where(sources.c.id == datasource_id).scalar_subquery()
 
 
-async def _bump_chunks(conn: AsyncConnection, knowledge_id: str | sa.ScalarSelect[Any]) -> None:
+async def _bump_chunks(conn: Connection, knowledge_id: str | sa.ScalarSelect[Any]) -> None:
     """+1 on the base's `chunks_version`, inside the transaction that changes its chunks."""
     await conn.execute(
         knowledge_bases.update()
@@ -337,7 +342,7 @@ async def _bump_chunks(conn: AsyncConnection, knowledge_id: str | sa.ScalarSelec
     )
 
 
-async def _delete_datasource(conn: AsyncConnection, datasource_id: str) -> None:
+async def _delete_datasource(conn: Connection, datasource_id: str) -> None:
     await _bump_chunks(conn, _base_of(datasource_id))
     await conn.execute(knowledge_uploads.delete().where(knowledge_uploads.c.datasource_id == datasource_id))
     await conn.execute(chunks.delete().where(chunks.c.datasource_id == datasource_id))

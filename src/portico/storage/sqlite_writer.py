@@ -1,6 +1,6 @@
 """The call log's writer for a SQLite file: each batch is one hand-off to one thread that owns its connection.
 
-Why not the SQLAlchemy engine (aiosqlite): there every statement is a round trip between aiosqlite's thread and
+Why not the database's engine (`connection.py`): there every statement is a round trip between a thread and
 the event loop, and a saturated loop answers each only after a full turn over every ready request. Measured at
 64 connections, ~3,000 requests/s: a batch took 5–8 such trips, the writer managed ~2,200 rows/s, its queue
 filled and records were dropped. Here the loop waits once per batch; BEGIN, the inserts, the identity upserts

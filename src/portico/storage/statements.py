@@ -8,15 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from portico.storage.connection import Connection
 from portico.storage.synced import Statements
 
 
 def delete_rows(table: sa.Table, column: str, value: str) -> Statements:
     """Every row of `table` whose `column` is `value`."""
 
-    async def run(conn: AsyncConnection) -> None:
+    async def run(conn: Connection) -> None:
         await conn.execute(table.delete().where(table.c[column] == value))
 
     return run
@@ -25,7 +25,7 @@ def delete_rows(table: sa.Table, column: str, value: str) -> Statements:
 def replace_row(table: sa.Table, column: str, row: dict[str, Any]) -> Statements:
     """`row` in place of whatever row has the same `column` value."""
 
-    async def run(conn: AsyncConnection) -> None:
+    async def run(conn: Connection) -> None:
         await conn.execute(table.delete().where(table.c[column] == row[column]))
         await conn.execute(table.insert(), [row])
 

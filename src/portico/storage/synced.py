@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portico.config.schema import REDIS_SCHEMES, Settings
+from portico.storage.connection import Connection
 from portico.storage.db import Database
 from portico.storage.dialects import upsert
 from portico.storage.tables import state_versions
@@ -26,8 +26,8 @@ from portico.storage.tables import state_versions
 log = logging.getLogger("portico.storage.sync")
 
 T = TypeVar("T")
-Loader = Callable[[AsyncConnection], Awaitable[dict[str, T]]]
-Statements = Callable[[AsyncConnection], Awaitable[None]]
+Loader = Callable[[Connection], Awaitable[dict[str, T]]]
+Statements = Callable[[Connection], Awaitable[None]]
 CHANNEL_PREFIX = "portico:state:"
 _LISTEN_POLL = 1.0  # seconds a pub/sub read waits before checking again (bounded reads survive a silent peer)
 _REDIS_RETRY = 1.0
@@ -231,7 +231,7 @@ class StateSync:
         self._redis_down = True
 
 
-async def _bump(conn: AsyncConnection, name: str) -> int:
+async def _bump(conn: Connection, name: str) -> int:
     """+1 on the namespace's version (created at 1), inside the caller's transaction; returns the new value."""
     statement = (
         upsert(state_versions, conn.dialect.name)

@@ -10,8 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from portico.storage.connection import Connection
 from portico.storage.secrets import SecretBox, mask
 from portico.storage.statements import delete_rows, replace_row
 from portico.storage.synced import Statements
@@ -40,12 +39,12 @@ class VirtualKey:
         }
 
 
-async def load_keys(conn: AsyncConnection) -> dict[str, VirtualKey]:
+async def load_keys(conn: Connection) -> dict[str, VirtualKey]:
     rows = (await conn.execute(virtual_keys.select())).mappings().all()
     return {str(row["id"]): VirtualKey(**dict(row)) for row in rows}
 
 
-async def load_configs(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
+async def load_configs(conn: Connection) -> dict[str, dict[str, Any]]:
     rows = (await conn.execute(routing_configs.select())).mappings().all()
     return {str(row["id"]): dict(row["config"]) for row in rows}
 

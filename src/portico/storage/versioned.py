@@ -13,8 +13,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from portico.storage.connection import Connection
 from portico.storage.statements import delete_rows
 from portico.storage.synced import Statements, StateSync
 
@@ -101,7 +101,7 @@ class VersionedRows(Generic[V]):
         await self.sync.write(self._ns, key, None, delete_rows(self.kind.table, self.kind.key_column, key))
         return True
 
-    async def _load(self, conn: AsyncConnection) -> dict[str, tuple[V, ...]]:
+    async def _load(self, conn: Connection) -> dict[str, tuple[V, ...]]:
         table, key_column = self.kind.table, self.kind.key_column
         query = table.select().order_by(table.c[key_column], table.c.version)
         grouped: dict[str, list[V]] = {}
@@ -115,7 +115,7 @@ class VersionedRows(Generic[V]):
         table, row = self.kind.table, self.kind.to_row(new)
         newest_query = sa.select(sa.func.max(table.c.version)).where(table.c[self.kind.key_column] == key)
 
-        async def run(conn: AsyncConnection) -> None:
+        async def run(conn: Connection) -> None:
             newest = (await conn.execute(newest_query)).scalar()
             if int(newest or 0) != new.version - 1:
                 raise _Stale(key)
