@@ -113,7 +113,11 @@ def module_of(file: str) -> str:
     return Path(file).parent.name + "/" + Path(file).stem if "asyncio" in parts else Path(file).stem
 
 
-def print_by_module(entries: dict[tuple[str, int, str], tuple[int, int, float, float, object]], total: float, n: int) -> None:
+Entries = dict[tuple[str, int, str], tuple[int, int, float, float, object]]
+
+
+def print_by_module(entries: Entries, total: float, n: int) -> None:
+    """Own time per request summed by `module_of`: which layer the time is spent in, not which function."""
     sums: dict[str, float] = {}
     for (file, _line, _name), (_, _calls, own, _cum, _) in entries.items():
         key = module_of(file)
