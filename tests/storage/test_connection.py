@@ -5,6 +5,7 @@ statement ran."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -54,7 +55,7 @@ async def test_writers_that_hold_the_lock_across_awaits_all_finish(db: Database)
     await asyncio.gather(*(writer(n) for n in range(40)))
     assert time.monotonic() - started < 5
     assert await _versions(db) == {f"w{n}": 2 for n in range(40)}
-    assert _engine(db).sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert _engine(db).sync_engine.pool.checkedout() == 0
 
 
 async def test_a_cancelled_transaction_is_rolled_back_and_its_connection_given_back(db: Database) -> None:
@@ -74,7 +75,7 @@ async def test_a_cancelled_transaction_is_rolled_back_and_its_connection_given_b
     async with db.begin() as conn:  # the write lock is free again: this would wait 1 s and fail otherwise
         await conn.execute(sa.text("INSERT INTO state_versions (namespace, version) VALUES ('kept', 1)"))
     assert await _versions(db) == {"kept": 1}
-    assert _engine(db).sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert _engine(db).sync_engine.pool.checkedout() == 0
 
 
 async def test_a_failing_block_rolls_back_and_a_failing_statement_raises_the_drivers_error(db: Database) -> None:
@@ -115,3 +116,36 @@ async def test_an_in_memory_database_has_one_connection_and_its_users_take_turns
         assert len(await _versions(db)) == 10
     finally:
         await db.close()
+
+
+async def test_a_checkout_whose_waiter_was_cancelled_is_given_back(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = _engine(db)
+    connect = engine.sync_engine.connect
+
+    def slow_connect() -> sa.Connection:
+        time.sleep(0.3)
+        return connect()
+
+    monkeypatch.setattr(engine.sync_engine, "connect", slow_connect)
+
+    async def waiter() -> None:
+        async with db.begin():
+            raise AssertionError("never reached: cancelled during the checkout")
+
+    pool = engine.sync_engine.pool
+    given_back_on: list[str] = []
+    sa.event.listen(pool, "checkin", lambda *_: given_back_on.append(threading.current_thread().name))
+    task = asyncio.create_task(waiter())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if given_back_on:
+            break
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+    # closed by its lane, not dropped for the garbage collector to find on the event loop's thread
+    assert len(given_back_on) == 1 and given_back_on[0].startswith("portico-db"), given_back_on
