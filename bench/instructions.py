@@ -10,6 +10,7 @@ valgrind. Each target runs under callgrind with collection off; after warm-up, c
     python bench/instructions.py portico ref [--requests 2000] [--stream]
     python bench/instructions.py router deployment    # a stored deployment against the same call on /v2/router
     python bench/instructions.py portico --idle 10    # also net of the background work (see below)
+    python bench/instructions.py ref floor portico    # with bench/floor_gateway.py, the hand-written floor
 
 The gateway's timers (state sync polls, sweeps, flushes) run whatever the load: ~2.3 M instructions per second of
 wall time under valgrind, all counted in the window. On a quiet 2-core machine 2,000 requests took 22-25 s, so
@@ -58,8 +59,10 @@ def targets(config: Path) -> dict[str, tuple[list[str], str, str]]:
         "--host", "127.0.0.1", "--port", str(PORT), "--loop", "uvloop", "--http", "httptools",
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
+    floor = [sys.executable, str(HERE / "floor_gateway.py"), "--port", str(PORT)]
     return {
         "portico": (portico, "/v1/chat/completions", "openai/gpt-4o"),
+        "floor": (floor, "/v1/chat/completions", "gpt-4o"),
         "router": (portico, "/v2/router/chat/completions", "openai/gpt-4o"),
         "deployment": (portico, "/v2/deployments/invoke", "openai/gpt-4o"),
         "ref": (ref, "/v1/chat/completions", "gpt-4o"),
@@ -179,7 +182,7 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="+", choices=["portico", "router", "deployment", "ref"])
+    parser.add_argument("names", nargs="+", choices=["portico", "router", "deployment", "ref", "floor"])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument(
