@@ -56,11 +56,11 @@ class ThreadedEngine:
     waiters can take every thread and the holder waits for them until their busy timeout (seen: 5 s stalls and
     "database is locked"). No more lanes run than the pool has connections, so a checkout never waits either."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, connections: int) -> None:
+        """`connections`: the most the engine's pool hands out at once (its size plus its overflow)."""
         self.sync_engine = engine
-        pool = engine.pool
-        capacity = pool.size() + pool.overflow() if isinstance(pool, sa.pool.QueuePool) else 1
-        self._free = asyncio.Semaphore(max(capacity, 1))
+        self.connections = connections
+        self._free = asyncio.Semaphore(connections)
         self._idle: list[ThreadPoolExecutor] = []
 
     @contextlib.asynccontextmanager

@@ -37,6 +37,8 @@ Backend = Literal["sqlite", "postgresql"]
 _MIGRATION_LOCK = 0x706F7274  # a fixed key for pg_advisory_xact_lock, so concurrent workers migrate one at a time
 _VERSION_TABLE = "alembic_version"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_SQLITE_POOL = (5, 10)
+"""Connections kept open, and opened beyond them at a busy moment: WAL lets readers run beside the one writer."""
 
 
 def engine_url(url: str) -> tuple[URL, Backend]:
@@ -113,12 +115,19 @@ class Database:
             return engine
         if self.memory:
             sync = sa.create_engine(self.url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+            connections = 1
         else:
+            size, overflow = _SQLITE_POOL
             sync = sa.create_engine(
-                self.url, pool_timeout=self.connect_timeout, connect_args={"timeout": self.statement_timeout}
+                self.url,
+                pool_size=size,
+                max_overflow=overflow,
+                pool_timeout=self.connect_timeout,
+                connect_args={"timeout": self.statement_timeout},
             )
+            connections = size + overflow
         sa.event.listen(sync, "connect", self._sqlite_pragmas)
-        return ThreadedEngine(sync)
+        return ThreadedEngine(sync, connections=connections)
 
     def _postgres_args(self, *, statement_deadline: bool = True) -> dict[str, Any]:
         """asyncpg's connect and per-statement timeouts, and the same statement deadline on the server (so a
