@@ -104,10 +104,10 @@ def _database_check(settings: Settings) -> Check:
             _writable_dir(Path(database.url.database or ".").parent)
             return
         try:
-            async with database.engine.connect() as connection:
+            async with database.begin() as connection:
                 await connection.execute(sa.text("SELECT 1"))
         finally:
-            await database.engine.dispose()
+            await database.close()
 
     return Check("database", safe_url(url), probe)
 

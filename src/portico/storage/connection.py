@@ -80,12 +80,6 @@ class ThreadedEngine:
             finally:
                 self._idle.append(lane)  # a lane still ending a cancelled call runs the next one after it
 
-    @contextlib.asynccontextmanager
-    async def connect(self) -> AsyncIterator[ThreadedConnection]:
-        """`begin()` by another name, for callers written against SQLAlchemy's engine."""
-        async with self.begin() as connection:
-            yield connection
-
     async def dispose(self, close: bool = True) -> None:
         """`close=False` forgets the pooled connections without touching them (a stalled one included); their
         holders close them when they give them back."""
