@@ -72,9 +72,16 @@ def test_either_worker_reports_the_servers_recorder_and_every_worker(tmp_path: P
                 sent += SENT
                 if all(worker["recorder"]["written"] > 0 for worker in settled()["workers"]):
                     break
-        deadline = time.monotonic() + 20
-        while not all(whole(health(served.url)) for _ in range(4)) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        # Each worker sees the other's counts as of its own last flush (every 0.5 s), so right after the last
+        # call one worker can still answer with the other's earlier count. Once a worker has answered whole, its
+        # view can only stay whole (counts only grow, to the final ones): wait for a whole answer from each.
+        deadline, whole_from = time.monotonic() + 20, set()
+        while len(whole_from) < 2 and time.monotonic() < deadline:
+            report = health(served.url)
+            if whole(report):
+                whole_from.add(report["workers"][0]["pid"])
+            else:
+                time.sleep(0.05)
         reports: list[dict[str, Any]] = []
         answered_by: set[int] = set()  # the answering worker comes first
         while len(answered_by) < 2 and len(reports) < 300:
