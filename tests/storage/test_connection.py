@@ -98,6 +98,7 @@ async def test_rows_are_buffered_and_the_rest_of_the_interface_works(db: Databas
         )
         result = await conn.execute(sa.text("SELECT namespace FROM state_versions ORDER BY namespace"))
         tables = await conn.run_sync(lambda sync: sorted(sa.inspect(sync).get_table_names()))
+    await _engine(db).dispose()  # the connection itself is closed now: a cursor still to be read would fail
     assert [row.namespace for row in result] == ["a", "b", "c"]  # read after the connection went back
     assert "state_versions" in tables
 
